@@ -1,0 +1,55 @@
+"""Shared test set-up: no network beyond loopback, and a quiet, deterministic torch."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+import torch
+
+
+def _is_loopback(address) -> bool:
+    if isinstance(address, tuple):
+        host = address[0]
+    else:  # a Unix socket path
+        return True
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+        raise ConnectionRefusedError(f"tests may not use the network: connection to {address!r} refused")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+        raise ConnectionRefusedError(f"tests may not use the network: connection to {address!r} refused")
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Refuse every connection beyond loopback in the test process (tests/offline.sh also
+    runs the whole suite in a network namespace that has only a loopback device)."""
+    socket.socket.connect = _guarded_connect
+    socket.socket.connect_ex = _guarded_connect_ex
+    yield
+    socket.socket.connect = _real_connect
+    socket.socket.connect_ex = _real_connect_ex
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Tests that draw random numbers without a generator still see the same ones each run."""
+    torch.manual_seed(0)
