@@ -33,7 +33,7 @@ test: $(STAMP)
 
 # Unit tests only, for a quick loop while editing the library.
 test-fast: $(STAMP)
-	bash tests/offline.sh $(PY) -m pytest tests -m "not ui" -p no:nbval $(PYTEST_ARGS)
+	bash tests/offline.sh $(PY) -m pytest tests -m "not ui" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	bash tests/offline.sh $(PY) -m benchmarks

@@ -230,7 +230,7 @@ def latency_ratio(
 
 def accuracy(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Fraction of samples whose arg-max logit equals the label."""
-    check_tensor("X", X, floating=True)
+    check_tensor("X", X, floating=True, finite=True)
     check_tensor("y", y, ndim=1)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"`X` and `y` must have the same length; got {X.shape[0]} and {y.shape[0]}")

@@ -1,0 +1,124 @@
+"""compresskit.data: the digits split and the checksummed super-resolution images."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compresskit import data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_split_sizes_cover_the_digits_once():
+    split = data.load_digits_split()
+    sizes = [len(split.y_train), len(split.y_val), len(split.y_test)]
+    assert sizes == [1078, 359, 360]
+    # No image appears in two parts (digits has no exact duplicate images, so rows identify samples).
+    rows = [set(map(bytes, X)) for X in (split.X_train, split.X_val, split.X_test)]
+    assert sum(map(len, rows)) == 1797
+    assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
+    assert split.X_train.dtype == np.float32 and split.X_train.min() >= 0 and split.X_train.max() <= 1
+
+
+def test_split_is_stratified_and_reproducible():
+    split = data.load_digits_split()
+    for y in (split.y_train, split.y_val, split.y_test):
+        share = np.bincount(y, minlength=10) / len(y)
+        assert np.all(np.abs(share - 0.1) < 0.015)
+    data.load_digits_split.cache_clear()
+    again = data.load_digits_split()
+    assert np.array_equal(split.X_train, again.X_train) and np.array_equal(split.y_test, again.y_test)
+    other = data.load_digits_split(seed=1)
+    assert not np.array_equal(split.y_train, other.y_train)
+
+
+def test_split_arrays_are_read_only():
+    split = data.load_digits_split()
+    with pytest.raises(ValueError):
+        split.X_train[0, 0] = 5.0
+
+
+def test_tensors_have_image_shape():
+    X, y = data.load_digits_split().tensors("val")
+    assert X.shape == (359, 1, 8, 8) and X.dtype == torch.float32
+    assert y.dtype == torch.int64
+    with pytest.raises(ValueError, match="`part` must be one of"):
+        data.load_digits_split().tensors("training")
+
+
+def test_loader_shuffles_the_same_way_for_the_same_seed():
+    X, y = data.load_digits_split().tensors("train")
+    first = [b[1] for b in data.make_loader(X, y, 100, shuffle=True, seed=3)]
+    second = [b[1] for b in data.make_loader(X, y, 100, shuffle=True, seed=3)]
+    third = [b[1] for b in data.make_loader(X, y, 100, shuffle=True, seed=4)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert not torch.equal(first[0], third[0])
+    assert sum(len(b) for b in first) == len(y)
+
+
+def test_loader_rejects_bad_input():
+    X, y = data.load_digits_split().tensors("train")
+    with pytest.raises(ValueError, match="same length; got 1078 and 10"):
+        data.make_loader(X, y[:10])
+    with pytest.raises(ValueError, match=r"`batch_size` must be an integer in \[1, inf\]; got 0"):
+        data.make_loader(X, y, 0)
+    with pytest.raises(ValueError, match="must not be empty"):
+        data.make_loader(X[:0], y[:0])
+    with pytest.raises(ValueError, match=r"`X` must have shape \(N, 64\)"):
+        data.to_images(np.zeros((3, 8, 8)))
+
+
+def test_calibration_batch_comes_from_train_without_repeats():
+    calib = data.calibration_batch(100, seed=1)
+    train_rows = set(map(bytes, data.load_digits_split().tensors("train")[0].numpy()))
+    assert calib.shape == (100, 1, 8, 8)
+    assert all(bytes(row) in train_rows for row in calib.numpy())
+    assert len(set(map(bytes, calib.numpy()))) == 100  # drawn without replacement
+    with pytest.raises(ValueError, match=r"`n` must be an integer in \[1, 1078\]; got 0"):
+        data.calibration_batch(0)
+
+
+def test_sr_images_load_and_match_checksum():
+    images = data.load_sr_images()
+    assert len(images) == 8
+    for name, img in images.items():
+        assert img.shape == (128, 128) and img.dtype == np.uint8
+        assert img.std() > 10, f"{name} should not be flat"
+
+
+def test_sr_images_missing_file_names_it(tmp_path):
+    shutil.copy(REPO / "datasets" / "SHA256SUMS", tmp_path)
+    with pytest.raises(FileNotFoundError, match="sr_images.npz is missing"):
+        data.load_sr_images(tmp_path)
+
+
+def test_sr_images_corrupt_file_names_it(tmp_path):
+    for f in ("SHA256SUMS", "sr_images.npz"):
+        shutil.copy(REPO / "datasets" / f, tmp_path)
+    blob = bytearray((tmp_path / "sr_images.npz").read_bytes())
+    blob[1000] ^= 0xFF  # flip one byte
+    (tmp_path / "sr_images.npz").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match=r"sr_images.npz is corrupt: SHA-256 must be [0-9a-f]{64}; got [0-9a-f]{64}"):
+        data.load_sr_images(tmp_path)
+
+
+def test_sr_images_without_checksum_entry(tmp_path):
+    shutil.copy(REPO / "datasets" / "sr_images.npz", tmp_path)
+    (tmp_path / "SHA256SUMS").write_text("")
+    with pytest.raises(ValueError, match="has no entry"):
+        data.load_sr_images(tmp_path)
+
+
+def test_dataset_build_is_reproducible(tmp_path):
+    sys.path.insert(0, str(REPO / "datasets"))
+    try:
+        import build
+    finally:
+        sys.path.pop(0)
+    build.build(tmp_path)
+    assert (tmp_path / "sr_images.npz").read_bytes() == (REPO / "datasets" / "sr_images.npz").read_bytes()
+    assert (tmp_path / "SHA256SUMS").read_text() == (REPO / "datasets" / "SHA256SUMS").read_text()
