@@ -1,0 +1,43 @@
+"""Wall time and peak kernel memory of every notebook, chapters and solutions, run end to end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+PEAK_RSS = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"  # KiB on Linux
+
+
+def measure(path: Path) -> tuple[float, float]:
+    """(seconds, peak kernel RSS in MiB) to execute the notebook at ``path`` from a fresh kernel."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_RSS))
+    client = NotebookClient(nb, timeout=600, kernel_name="compresskit", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    peak_kib = int(nb.cells[-1].outputs[0]["text"].strip())
+    return seconds, peak_kib / 1024
+
+
+def run() -> str:
+    from benchmarks.__main__ import table
+
+    rows, total = [], 0.0
+    for path in sorted((REPO / "chapters").glob("*.ipynb")) + sorted((REPO / "solutions").glob("*.ipynb")):
+        seconds, peak = measure(path)
+        total += seconds
+        rows.append([f"{path.parent.name}/{path.name}", f"{seconds:.1f}", f"{peak:.0f}"])
+    rows.append(["**all notebooks**", f"**{total:.1f}**", ""])
+    return "\n".join([
+        "### Notebooks",
+        "",
+        "Each notebook executed end to end in a fresh `compresskit` kernel (kernel start included);",
+        "peak memory is the kernel's maximum resident set size: the per-learner cost on a shared hub.",
+        "",
+        table(["notebook", "wall time (s)", "peak kernel memory (MiB)"], rows),
+    ])
