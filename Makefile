@@ -24,8 +24,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (compresskit)"
 	touch $(STAMP)
 
+# Opens on chapters/; the course asks nothing of the network (no news, update or extension checks).
+LAB_FLAGS := --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/chapters \
+	--LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	--LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/chapters
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS)
 
 # Every test runs with the network cut off (loopback only): see tests/offline.sh.
 test: $(STAMP)

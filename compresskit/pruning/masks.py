@@ -1,0 +1,316 @@
+"""Weight pruning by masks: magnitude, threshold, random and Ln-norm (row / filter) pruning.
+
+References
+----------
+[1] S. Han, J. Pool, J. Tran, W. J. Dally, "Learning both Weights and Connections for
+    Efficient Neural Networks", NeurIPS 2015, arXiv:1506.02626.
+[2] H. Li, A. Kadav, I. Durdanovic, H. Samet, H. P. Graf, "Pruning Filters for Efficient
+    ConvNets", ICLR 2017, arXiv:1608.08710.
+
+Key equations
+-------------
+A mask ``m`` has the shape of the weight ``W``; the network uses ``W * m``.
+
+* Magnitude (L1 unstructured) pruning [1]: drop the ``k`` entries of smallest ``|w|``,
+  ``m_i = 0 if |w_i| is among the k smallest else 1``, with ``k = round(amount * numel)``
+  (or ``k = amount`` when ``amount`` is an int), as in ``torch.nn.utils.prune``.   Eq. (1)
+* Threshold pruning [1]: ``m_i = 1[|w_i| >= threshold]`` for a threshold you choose. Eq. (2)
+* Ln structured pruning [2]: the importance of slice ``j`` along ``dim`` (a row of a Linear
+  weight, a filter of a Conv weight for ``dim=0``) is ``s_j = ||W_j||_n``; keep the
+  ``numel_dim - k`` slices of largest ``s_j``.                                       Eq. (3)
+* Global pruning ranks all layers' entries together (one ``k`` for the whole model);
+  layer-wise pruning applies ``amount`` to each layer separately.
+
+The pure tensor functions (``magnitude_mask``, ``threshold_mask``, ``random_mask``,
+``ln_structured_mask``) come first. The adapters below them plug into PyTorch's own pruning
+machinery: each method subclasses ``torch.nn.utils.prune.BasePruningMethod`` and only
+computes a mask, so a pruned module has ``weight_orig`` (a parameter), ``weight_mask``
+(a buffer) and a forward pre-hook, and ``prune.remove`` / ``prune.is_pruned`` / state-dict
+keys behave exactly as with the toolbox. Function names and signatures follow
+``torch.nn.utils.prune`` (``l1_unstructured``, ``random_unstructured``, ``ln_structured``,
+``global_unstructured``) and give the same masks on weights without ties.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from compresskit._validation import check_amount, check_int, check_module, check_real, check_tensor
+
+Parameters = Sequence[tuple[nn.Module, str]]
+
+# --- pure tensor functions ----------------------------------------------------------------
+
+
+def magnitude_mask(weight: torch.Tensor, amount: float | int) -> torch.Tensor:
+    """0/1 mask (``weight``'s shape and dtype) that drops the ``amount`` smallest ``|w|``.
+
+    ``amount`` is a fraction in [0, 1] or a count in [0, numel], as in ``torch.nn.utils.prune``.
+    """
+    check_tensor("weight", weight, floating=True, finite=True)
+    k = check_amount("amount", amount, weight.numel())
+    mask = torch.ones_like(weight, memory_format=torch.contiguous_format)
+    if k > 0:
+        smallest = torch.topk(weight.detach().abs().flatten(), k, largest=False).indices
+        mask.view(-1)[smallest] = 0  # Eq. (1) in [1]
+    return mask
+
+
+def threshold_mask(weight: torch.Tensor, threshold: float) -> torch.Tensor:
+    """0/1 mask that keeps the entries with ``|w| >= threshold`` (the article's threshold pruning)."""
+    check_tensor("weight", weight, floating=True, finite=True)
+    threshold = check_real("threshold", threshold, 0.0)
+    return (weight.detach().abs() >= threshold).to(weight.dtype)  # Eq. (2) in [1]
+
+
+def random_mask(weight: torch.Tensor, amount: float | int, *, seed: int = 0) -> torch.Tensor:
+    """0/1 mask that drops ``amount`` entries chosen uniformly at random (a baseline).
+
+    Draws as ``torch.nn.utils.prune.random_unstructured`` does after ``torch.manual_seed(seed)``,
+    but from a private generator: the global random state is left alone.
+    """
+    check_tensor("weight", weight, floating=True, finite=True)
+    k = check_amount("amount", amount, weight.numel())
+    seed = check_int("seed", seed, 0)
+    generator = torch.Generator(device=weight.device).manual_seed(seed)
+    scores = torch.rand(weight.shape, generator=generator, dtype=weight.dtype, device=weight.device)
+    mask = torch.ones_like(weight, memory_format=torch.contiguous_format)
+    if k > 0:
+        mask.view(-1)[torch.topk(scores.flatten(), k).indices] = 0
+    return mask
+
+
+def _check_norm(n: Any) -> float:
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not (n >= 1):
+        raise ValueError(f"`n` must be a real number >= 1 or math.inf (1 for L1, 2 for L2); got {n!r}")
+    return float(n)
+
+
+def slice_norms(weight: torch.Tensor, n: float = 2, dim: int = 0) -> torch.Tensor:
+    """``||W_j||_n`` of every slice ``j`` along ``dim``: a 1-D tensor of length ``weight.shape[dim]``."""
+    check_tensor("weight", weight, floating=True, finite=True)
+    n = _check_norm(n)
+    dim = check_int("dim", dim, -weight.dim(), weight.dim() - 1) % weight.dim()
+    others = [d for d in range(weight.dim()) if d != dim]
+    return torch.linalg.vector_norm(weight.detach(), ord=n, dim=others)  # Eq. (3) in [2]
+
+
+def ln_structured_mask(weight: torch.Tensor, amount: float | int, n: float = 2, dim: int = 0) -> torch.Tensor:
+    """0/1 mask that drops the ``amount`` slices along ``dim`` with the smallest Ln norm.
+
+    ``dim=0`` drops rows of a Linear weight (output units) or filters of a Conv weight.
+    """
+    norms = slice_norms(weight, n, dim)
+    k = check_amount("amount", amount, norms.numel())
+    dim = dim % weight.dim()
+    mask = torch.zeros_like(weight, memory_format=torch.contiguous_format)
+    keep = torch.topk(norms, norms.numel() - k, largest=True).indices
+    index = [slice(None)] * weight.dim()
+    index[dim] = keep
+    mask[tuple(index)] = 1
+    return mask
+
+
+def global_magnitude_masks(weights: Sequence[torch.Tensor], amount: float | int) -> list[torch.Tensor]:
+    """Masks that drop the ``amount`` smallest ``|w|`` among all ``weights`` ranked together."""
+    if isinstance(weights, torch.Tensor) or len(weights) == 0:
+        raise TypeError("`weights` must be a non-empty list of tensors")
+    for i, w in enumerate(weights):
+        check_tensor(f"weights[{i}]", w, floating=True, finite=True)
+    flat = torch.cat([w.detach().flatten() for w in weights])
+    masks = magnitude_mask(flat, amount).split([w.numel() for w in weights])
+    return [m.view_as(w).to(w.dtype) for m, w in zip(masks, weights)]
+
+
+# --- PyTorch pruning methods: each only computes a mask -------------------------------------
+
+
+class L1Unstructured(prune.BasePruningMethod):
+    """Magnitude pruning as a ``torch.nn.utils.prune`` method (same masks as torch's)."""
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, amount: float | int) -> None:
+        self.amount = amount
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        return default_mask * magnitude_mask(t, self.amount)
+
+
+class ThresholdUnstructured(prune.BasePruningMethod):
+    """Threshold pruning: drop every entry with ``|w| < threshold``."""
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        return default_mask * threshold_mask(t, self.threshold)
+
+
+class RandomUnstructured(prune.BasePruningMethod):
+    """Random pruning, drawing from ``seed`` instead of the global random state."""
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, amount: float | int, seed: int = 0) -> None:
+        self.amount = amount
+        self.seed = seed
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        return default_mask * random_mask(t, self.amount, seed=self.seed)
+
+
+class LnStructured(prune.BasePruningMethod):
+    """Ln-norm pruning of whole slices along ``dim`` (rows, filters)."""
+
+    PRUNING_TYPE = "structured"
+
+    def __init__(self, amount: float | int, n: float, dim: int = -1) -> None:
+        self.amount = amount
+        self.n = n
+        self.dim = dim
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        return default_mask * ln_structured_mask(t, self.amount, self.n, self.dim)
+
+
+# --- functional adapters, named as in torch.nn.utils.prune ----------------------------------
+
+
+def _check_target(module: Any, name: Any) -> torch.Tensor:
+    """The tensor ``module.<name>`` (its unpruned original if already pruned), validated."""
+    check_module("module", module)
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a str; got {type(name).__name__} {name!r}")
+    params = dict(module.named_parameters(recurse=False))
+    if name not in params and f"{name}_orig" not in params:
+        have = sorted(p.removesuffix("_orig") for p in params)
+        raise ValueError(f"`name` must name a parameter of {type(module).__name__} (one of {have}); got {name!r}")
+    tensor = params.get(f"{name}_orig", params.get(name))
+    return check_tensor(f"{type(module).__name__}.{name}", tensor, floating=True, finite=True)
+
+
+def l1_unstructured(module: nn.Module, name: str, amount: float | int, importance_scores: torch.Tensor | None = None) -> nn.Module:
+    """Prune ``amount`` entries of ``module.<name>`` with the smallest ``|importance_scores|``
+    (the weights themselves by default). Same signature and mask as torch's."""
+    _check_target(module, name)
+    return L1Unstructured.apply(module, name, amount=amount, importance_scores=importance_scores)
+
+
+def threshold_unstructured(module: nn.Module, name: str, threshold: float, importance_scores: torch.Tensor | None = None) -> nn.Module:
+    """Prune every entry of ``module.<name>`` whose magnitude is below ``threshold``."""
+    _check_target(module, name)
+    return ThresholdUnstructured.apply(module, name, threshold=threshold, importance_scores=importance_scores)
+
+
+def random_unstructured(module: nn.Module, name: str, amount: float | int, *, seed: int = 0) -> nn.Module:
+    """Prune ``amount`` entries of ``module.<name>`` chosen at random from ``seed``."""
+    _check_target(module, name)
+    return RandomUnstructured.apply(module, name, amount=amount, seed=seed)
+
+
+def ln_structured(
+    module: nn.Module, name: str, amount: float | int, n: float, dim: int, importance_scores: torch.Tensor | None = None
+) -> nn.Module:
+    """Prune the ``amount`` slices of ``module.<name>`` along ``dim`` with the smallest Ln norm."""
+    _check_target(module, name)
+    return LnStructured.apply(module, name, amount=amount, n=n, dim=dim, importance_scores=importance_scores)
+
+
+def global_unstructured(
+    parameters: Iterable[tuple[nn.Module, str]],
+    pruning_method: type[prune.BasePruningMethod],
+    importance_scores: dict[tuple[nn.Module, str], torch.Tensor] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Rank the entries of all ``parameters`` together and prune them with one ``pruning_method``
+    (e.g. ``L1Unstructured, amount=0.9``); as torch's, entries already pruned stay pruned and
+    ``amount`` counts among the rest."""
+    parameters = list(parameters)
+    if not parameters:
+        raise ValueError("`parameters` must list at least one (module, name) pair; got none")
+    if not (isinstance(pruning_method, type) and issubclass(pruning_method, prune.BasePruningMethod)):
+        raise TypeError(f"`pruning_method` must be a BasePruningMethod subclass; got {pruning_method!r}")
+    if pruning_method.PRUNING_TYPE != "unstructured":
+        raise TypeError(f"`pruning_method` must be unstructured for global pruning; got {pruning_method.__name__}")
+    for module, name in parameters:
+        _check_target(module, name)
+    importance_scores = importance_scores or {}
+    scores = torch.cat([importance_scores.get((m, n), getattr(m, n)).detach().flatten() for m, n in parameters])
+    default = torch.cat([getattr(m, f"{n}_mask", torch.ones_like(getattr(m, n))).flatten() for m, n in parameters])
+    container = prune.PruningContainer()
+    container._tensor_name = "global"
+    container.add_pruning_method(pruning_method(**kwargs))
+    mask = container.compute_mask(scores, default)
+    for (module, name), part in zip(parameters, mask.split([getattr(m, n).numel() for m, n in parameters])):
+        prune.custom_from_mask(module, name, part.view_as(getattr(module, name)))
+
+
+# --- helpers for whole models ---------------------------------------------------------------
+
+
+def prunable_parameters(model: nn.Module, types: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)) -> list[tuple[nn.Module, str]]:
+    """``(module, "weight")`` for every Linear / Conv2d of ``model``: the list torch's
+    ``global_unstructured`` takes."""
+    check_module("model", model)
+    return [(m, "weight") for m in model.modules() if isinstance(m, types)]
+
+
+def set_sparsity(parameters: Parameters, amount: float, *, scope: str = "global") -> None:
+    """Magnitude-prune ``parameters`` so that a fraction ``amount`` of their entries is zero.
+
+    Unlike ``l1_unstructured`` applied twice, ``amount`` is the total, not a share of what is
+    left: the mask is recomputed from the current effective weights ``W_orig * mask`` and
+    written into the existing ``weight_mask`` buffer (pruned entries are zero, so they stay
+    pruned). ``scope`` is "global" (rank all layers together) or "layer" (each layer alone).
+    Gradual pruning calls this on a schedule.
+    """
+    if scope not in ("global", "layer"):
+        raise ValueError(f"`scope` must be one of ['global', 'layer']; got {scope!r}")
+    check_real("amount", amount, 0.0, 1.0)
+    parameters = list(parameters)
+    if not parameters:
+        raise ValueError("`parameters` must list at least one (module, name) pair; got none")
+    for module, name in parameters:
+        _check_target(module, name)
+        if not hasattr(module, f"{name}_mask"):
+            prune.identity(module, name)
+    effective = [getattr(m, f"{n}_orig").detach() * getattr(m, f"{n}_mask") for m, n in parameters]
+    if scope == "global":
+        masks = global_magnitude_masks(effective, amount)
+    else:
+        masks = [magnitude_mask(w, amount) for w in effective]
+    with torch.no_grad():
+        for (module, name), mask in zip(parameters, masks):
+            getattr(module, f"{name}_mask").copy_(mask)
+            setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
+
+
+def layer_sparsity(model: nn.Module) -> dict[str, float]:
+    """Fraction of zero entries in the (effective) weight of every Linear / Conv2d, by name."""
+    check_module("model", model)
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            weight = module.weight_orig * module.weight_mask if hasattr(module, "weight_mask") else module.weight
+            out[name] = 1.0 - int(torch.count_nonzero(weight.detach())) / weight.numel()
+    return out
+
+
+def remove_masks(model: nn.Module) -> nn.Module:
+    """Make every pruning permanent (``prune.remove``): ``weight`` becomes a plain parameter
+    holding zeros, and ``weight_orig`` / ``weight_mask`` / the hook go away. In place."""
+    check_module("model", model)
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(module, hook._tensor_name)
+    return model
+

@@ -1,0 +1,180 @@
+"""Integer-only inference of an MLP: int8 weights, uint8 activations, int32 accumulation.
+
+Jacob et al. [1] show that a quantized layer needs no floating point at inference time.
+With ``r = S (q - Z)`` for the input ``x``, the weight ``w`` and the output ``y`` of a Linear
+layer, ``y = x w^T + b`` becomes
+
+    q_y = Z_y + M * (sum_k (q_x,k - Z_x) q_w,jk + q_b,j)                   # Eq. (7) in [1]
+    M   = S_x S_w,j / S_y,     q_b,j = round(b_j / (S_x S_w,j)),  Z_w = 0   # Eq. (5) in [1]
+
+The sum is exact in int32. ``M`` (one per output channel here, because weights are
+quantized per channel and symmetrically, Z_w = 0) is a real number in (0, 1) in practice;
+it is written ``M = M_0 2^-n`` with ``M_0`` in [0.5, 1) stored as a 31-bit integer, so that
+multiplying by ``M`` is an integer multiplication and a rounding right shift::
+
+    M_0_int = round(M_0 * 2^31),   q = (acc * M_0_int + 2^(30+n)) >> (31 + n)     # Eq. (6) in [1]
+
+ReLU is folded into the clamp: its output is ``q_y >= Z_y``. The last layer's output is
+dequantized to give logits. :meth:`IntegerMLP.simulate` runs the same model in float with
+fake quantization ("simulated quantization"); the two agree on almost every prediction.
+
+References
+----------
+[1] B. Jacob et al., "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic-Only Inference", CVPR 2018, arXiv:1712.05877.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compresskit._validation import check_module, check_tensor
+from compresskit.quantization.calibration import calibrate
+from compresskit.quantization.linear import calculate_qparams, fake_quantize, quantize, quantize_tensor
+
+ACT_MIN, ACT_MAX = 0, 255  # uint8 activations
+W_MIN, W_MAX = -128, 127  # int8 weights
+
+
+def quantize_multiplier(real_multiplier: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(multiplier, shift)`` int64 with ``real ~= multiplier * 2^-(31 + shift)``, multiplier in [2^30, 2^31)."""
+    real = torch.as_tensor(real_multiplier, dtype=torch.float64)
+    if not bool(torch.isfinite(real).all()) or bool((real <= 0).any()):
+        raise ValueError(f"`real_multiplier` must be finite and > 0; got {real.flatten()[:8].tolist()}")
+    mantissa, exponent = torch.frexp(real)  # real = mantissa * 2^exponent, mantissa in [0.5, 1)
+    multiplier = torch.round(mantissa * 2**31).long()
+    carry = multiplier == 2**31  # mantissa rounded up to 1.0
+    multiplier = torch.where(carry, multiplier // 2, multiplier)
+    shift = -(exponent.long() + carry.long())
+    if bool((31 + shift < 1).any()) or bool((31 + shift > 62).any()):
+        raise ValueError(f"`real_multiplier` must be in [2^-31, 2^30); got {real.flatten()[:8].tolist()}")
+    return multiplier, shift
+
+
+def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor, zero_point: int, quant_min: int, quant_max: int) -> torch.Tensor:
+    """int32 accumulators -> output integers: ``clamp(Z + round(acc * M), quant_min, quant_max)``.
+
+    Integer arithmetic only: a 64-bit product and a rounding right shift (round half up).
+    """
+    total_shift = 31 + shift
+    product = acc.to(torch.int64) * multiplier
+    rounded = torch.bitwise_right_shift(product + torch.bitwise_left_shift(torch.ones_like(total_shift), total_shift - 1), total_shift)  # Eq. (6) in [1]
+    return torch.clamp(rounded + zero_point, quant_min, quant_max)
+
+
+@dataclass
+class IntegerLinear:
+    """One Linear layer (optionally followed by ReLU) in integers."""
+
+    weight: torch.Tensor  # (out, in) int8, symmetric per output channel
+    weight_scale: torch.Tensor  # (out,) float32
+    bias: torch.Tensor  # (out,) int32, scale S_x * S_w
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    multiplier: torch.Tensor  # (out,) int64
+    shift: torch.Tensor  # (out,) int64
+    relu: bool
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, input_qparams: tuple[float, int], output_qparams: tuple[float, int], relu: bool) -> "IntegerLinear":
+        w = quantize_tensor(linear.weight.detach(), bits=8, scheme="symmetric", axis=0)
+        s_x, z_x = input_qparams
+        s_y, z_y = output_qparams
+        acc_scale = s_x * w.scale.double()
+        bias = torch.zeros(linear.out_features) if linear.bias is None else linear.bias.detach()
+        q_bias = torch.round(bias.double() / acc_scale).to(torch.int32)  # Eq. (5) in [1]
+        multiplier, shift = quantize_multiplier(acc_scale / s_y)
+        return cls(w.q, w.scale, q_bias, s_x, z_x, s_y, z_y, multiplier, shift, relu)
+
+    def forward(self, q_x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, in) -> uint8 (B, out), integer arithmetic only."""
+        acc = (q_x.to(torch.int32) - self.input_zero_point) @ self.weight.to(torch.int32).T + self.bias  # (B, out) int32
+        low = self.output_zero_point if self.relu else ACT_MIN  # ReLU: real 0 is q = Z_y
+        return requantize(acc, self.multiplier, self.shift, self.output_zero_point, low, ACT_MAX).to(torch.uint8)
+
+    def simulate(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer in float with fake quantization: dequantized weights, float bias."""
+        w = self.weight.float() * self.weight_scale[:, None]
+        b = self.bias.double() * (self.input_scale * self.weight_scale.double())
+        y = x @ w.T + b.float()
+        if self.relu:
+            y = torch.relu(y)
+        return fake_quantize(y, self.output_scale, self.output_zero_point, ACT_MIN, ACT_MAX)
+
+
+def _linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
+    """(Linear, followed by ReLU?) for an ``nn.Sequential`` of Flatten, Linear and ReLU."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"`model` must be an nn.Sequential of Flatten, Linear and ReLU; got {type(model).__name__}")
+    modules = list(model)
+    layers = []
+    for i, module in enumerate(modules):
+        if isinstance(module, nn.Linear):
+            layers.append((module, i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)))
+        elif not isinstance(module, (nn.Flatten, nn.ReLU)):
+            raise TypeError(f"`model` may hold only Flatten, Linear and ReLU; got {type(module).__name__}")
+    if not layers:
+        raise ValueError("`model` must contain at least one nn.Linear; got none")
+    return layers
+
+
+@torch.no_grad()
+def activation_ranges(model: nn.Module, calibration_data: torch.Tensor, method: str = "minmax") -> list[tuple[float, float]]:
+    """Calibrated ranges of the input and of each Linear(+ReLU) output, in order."""
+    layers = _linear_layers(check_module("model", model))
+    x = check_tensor("calibration_data", calibration_data, floating=True, finite=True).flatten(1)
+    ranges = [calibrate(x, method)]
+    for linear, relu in layers:
+        x = linear(x)
+        x = torch.relu(x) if relu else x
+        ranges.append(calibrate(x, method))
+    return ranges
+
+
+class IntegerMLP(nn.Module):
+    """An MLP run in integers: float images in, float logits out, integers in between."""
+
+    def __init__(self, layers: list[IntegerLinear]) -> None:
+        super().__init__()
+        self.layers = layers
+
+    @classmethod
+    def from_float(cls, model: nn.Module, calibration_data: torch.Tensor, method: str = "minmax") -> "IntegerMLP":
+        """Quantize ``model`` (Flatten / Linear / ReLU) with activation ranges from ``calibration_data``."""
+        qparams = []
+        for lo, hi in activation_ranges(model, calibration_data, method):
+            scale, zero_point = calculate_qparams(lo, hi, ACT_MIN, ACT_MAX, "affine")
+            qparams.append((float(scale), int(zero_point)))
+        layers = [IntegerLinear.from_float(linear, qparams[i], qparams[i + 1], relu) for i, (linear, relu) in enumerate(_linear_layers(model))]
+        return cls(layers)
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images (B, ...) -> uint8 (B, features): the only float step before the integer layers."""
+        x = check_tensor("x", x, floating=True, finite=True).flatten(1)
+        first = self.layers[0]
+        return quantize(x, first.input_scale, first.input_zero_point, ACT_MIN, ACT_MAX)
+
+    def forward_int(self, q_x: torch.Tensor) -> torch.Tensor:
+        """uint8 inputs -> uint8 outputs of the last layer, integer arithmetic only."""
+        for layer in self.layers:
+            q_x = layer.forward(q_x)
+        return q_x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.forward_int(self.quantize_input(x))
+        last = self.layers[-1]
+        return (q.float() - last.output_zero_point) * last.output_scale
+
+    def simulate(self, x: torch.Tensor) -> torch.Tensor:
+        """The fake-quantized float model with the same parameters (no integer arithmetic)."""
+        x = check_tensor("x", x, floating=True, finite=True).flatten(1)
+        first = self.layers[0]
+        x = fake_quantize(x, first.input_scale, first.input_zero_point, ACT_MIN, ACT_MAX)
+        for layer in self.layers:
+            x = layer.simulate(x)
+        return x

@@ -1,0 +1,127 @@
+"""Post-training quantization (PTQ) of a whole model: weights, activations, and the bytes saved.
+
+* :func:`quantize_weights` replaces every Linear / Conv weight by its quantized value
+  (linear, k-means or power-of-two; see :mod:`~compresskit.quantization.linear` and
+  :mod:`~compresskit.quantization.nonlinear`) and returns what would be stored on disk.
+  Biases stay in float32 (they are few; integer inference stores them as int32).
+* :func:`collect_activations` and :func:`fake_quantize_activations` calibrate and simulate
+  quantized activations at chosen layers.
+
+The saved bytes are measured, not computed: the integers are packed ``bits`` per value
+(:func:`~compresskit.quantization.linear.pack_bits`) and written with ``torch.save``
+(:func:`compresskit.measure.serialized_bytes`), scale and zero point included.
+
+References
+----------
+[1] R. Krishnamoorthi, "Quantizing deep convolutional networks for efficient inference:
+    A whitepaper", 2018, arXiv:1806.08342.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from compresskit._validation import check_choice, check_module, check_tensor
+from compresskit.measure import serialized_bytes
+from compresskit.quantization.linear import SCHEMES, check_bits, fake_quantize, calculate_qparams, qrange, quantize_tensor
+from compresskit.quantization.nonlinear import kmeans_quantize, power_of_two_encode, power_of_two_decode
+from compresskit.quantization.linear import pack_bits
+
+METHODS = ("linear", "kmeans", "power_of_two")
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weight of every Linear / Conv layer, by name (``"fc1.weight"``)."""
+    check_module("model", model)
+    return {f"{name}.weight": m.weight.detach() for name, m in model.named_modules() if isinstance(m, WEIGHTED)}
+
+
+def _quantize_one(w: torch.Tensor, bits: int, scheme: str, per_channel: bool, method: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(dequantized weight, tensors to store) for one weight."""
+    if method == "linear":
+        qt = quantize_tensor(w, bits, scheme, axis=0 if per_channel else None)
+        return qt.dequantize(), qt.state_dict()
+    if method == "kmeans":
+        codebook, indices = kmeans_quantize(w, bits)
+        return codebook[indices.long()], {"codebook": codebook, "indices": pack_bits(indices, 0, bits)}
+    codes, e_max = power_of_two_encode(w, max(bits, 2))
+    stored = {"codes": pack_bits(codes, -(2 ** (max(bits, 2) - 1)), max(bits, 2)), "e_max": torch.tensor(e_max, dtype=torch.int8)}
+    return power_of_two_decode(codes, e_max), stored
+
+
+def quantize_weights(
+    model: nn.Module,
+    bits: int = 8,
+    scheme: str = "affine",
+    per_channel: bool = True,
+    method: str = "linear",
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """``(quantized_model, stored)``: a copy of ``model`` with quantized weights, and the flat
+    dict of tensors that stores them (``"fc1.weight.q"``, ``"fc1.weight.scale"``, ...).
+
+    ``scheme`` and ``per_channel`` (one scale per output channel, axis 0) apply to
+    ``method="linear"``; ``"kmeans"`` keeps a codebook per layer; ``"power_of_two"`` one exponent.
+    """
+    check_module("model", model)
+    bits = check_bits(bits)
+    check_choice("scheme", scheme, SCHEMES)
+    check_choice("method", method, METHODS)
+    quantized = copy.deepcopy(model)
+    stored: dict[str, torch.Tensor] = {}
+    for name, module in quantized.named_modules():
+        if isinstance(module, WEIGHTED):
+            w_hat, tensors = _quantize_one(module.weight.detach(), bits, scheme, per_channel, method)
+            with torch.no_grad():
+                module.weight.copy_(w_hat)
+            stored.update({f"{name}.weight.{k}": v for k, v in tensors.items()})
+    return quantized, stored
+
+
+def weight_bytes(model_or_stored: nn.Module | Mapping[str, torch.Tensor]) -> int:
+    """Serialized bytes of a model's float weights, or of the ``stored`` dict of :func:`quantize_weights`."""
+    if isinstance(model_or_stored, nn.Module):
+        return serialized_bytes({k: v.clone() for k, v in weights(model_or_stored).items()})
+    return serialized_bytes(dict(model_or_stored))
+
+
+@torch.no_grad()
+def collect_activations(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+    """Outputs of the named submodules when ``model`` runs on ``x``."""
+    check_module("model", model)
+    check_tensor("x", x, floating=True, finite=True)
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise ValueError(f"`names` must name submodules of `model`; got unknown {missing}")
+    seen: dict[str, torch.Tensor] = {}
+    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.detach())) for n in names]
+    try:
+        was_training = model.training
+        model.eval()
+        model(x)
+        model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def fake_quantize_activations(model: nn.Module, ranges: Mapping[str, tuple[float, float]], bits: int = 8) -> nn.Module:
+    """A copy of ``model`` whose named submodules' outputs are fake-quantized (affine, unsigned
+    grid) to the given ``(min_val, max_val)`` ranges: activation quantization simulated in float."""
+    check_module("model", model)
+    bits = check_bits(bits)
+    quant_min, quant_max = qrange(bits, signed=False)
+    model = copy.deepcopy(model)
+    modules = dict(model.named_modules())
+    for name, (lo, hi) in ranges.items():
+        if name not in modules:
+            raise ValueError(f"`ranges` must name submodules of `model`; got unknown {name!r}")
+        scale, zero_point = calculate_qparams(lo, hi, quant_min, quant_max, "affine")
+        modules[name].register_forward_hook(lambda m, i, o, s=scale, z=zero_point: fake_quantize(o, s, z, quant_min, quant_max))
+    return model
