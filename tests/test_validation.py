@@ -1,0 +1,68 @@
+"""compresskit._validation: the messages name the argument, the rule and the value."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from compresskit import _validation as v
+
+
+@given(total=st.integers(0, 10_000), amount=st.floats(0, 1))
+def test_fraction_amount_rounds_like_torch(total, amount):
+    assert v.check_amount("amount", amount, total) == round(amount * total)
+    assert 0 <= v.check_amount("amount", amount, total) <= total
+
+
+def test_amount_as_count_and_errors():
+    assert v.check_amount("amount", 3, 10) == 3
+    with pytest.raises(ValueError, match=r"`amount` must be an integer in \[0, 10\]; got 11"):
+        v.check_amount("amount", 11, 10)
+    with pytest.raises(ValueError, match=r"`amount` must be in \[0, 1\]; got 1.5"):
+        v.check_amount("amount", 1.5, 10)
+    with pytest.raises(TypeError, match="got bool True"):
+        v.check_amount("amount", True, 10)
+    with pytest.raises(TypeError, match="got str '0.5'"):
+        v.check_amount("amount", "0.5", 10)
+
+
+def test_real_intervals():
+    assert v.check_real("lr", 0.1, 0, low_open=True) == 0.1
+    with pytest.raises(ValueError, match=r"`lr` must be in \(0, inf\); got 0.0"):
+        v.check_real("lr", 0, 0, low_open=True)
+    with pytest.raises(ValueError, match=r"`x` must be in \[0, 1\]; got nan"):
+        v.check_real("x", float("nan"), 0, 1)
+    with pytest.raises(TypeError, match="`x` must be a real number; got str"):
+        v.check_real("x", "1", 0, 1)
+
+
+def test_int_rejects_bool_and_float():
+    with pytest.raises(TypeError, match="`n` must be an integer; got bool"):
+        v.check_int("n", True)
+    with pytest.raises(TypeError, match="`n` must be an integer; got float"):
+        v.check_int("n", 2.0)
+    assert v.check_int("n", np.int64(4), 0, 5) == 4
+
+
+def test_tensor_checks():
+    with pytest.raises(TypeError, match="`w` must be a torch.Tensor; got list"):
+        v.check_tensor("w", [1.0])
+    with pytest.raises(ValueError, match=r"`w` must have 2 dimensions; got shape \(3,\)"):
+        v.check_tensor("w", torch.zeros(3), ndim=2)
+    with pytest.raises(TypeError, match="`w` must be a floating-point tensor; got dtype torch.int64"):
+        v.check_tensor("w", torch.zeros(3, dtype=torch.int64), floating=True)
+    with pytest.raises(ValueError, match=r"`w` must be finite; got 1 NaN or inf value\(s\)"):
+        v.check_tensor("w", torch.tensor([1.0, float("inf")]), finite=True)
+    with pytest.raises(ValueError, match="`w` must not be empty"):
+        v.check_tensor("w", torch.zeros(0))
+
+
+def test_array_and_choice_checks():
+    with pytest.raises(TypeError, match="`X` must hold numbers; got dtype <U1"):
+        v.check_array("X", ["a"])
+    with pytest.raises(ValueError, match=r"`X` must have 2 dimensions; got shape \(3,\)"):
+        v.check_array("X", [1, 2, 3], ndim=2)
+    with pytest.raises(ValueError, match="`X` must be finite"):
+        v.check_array("X", [1.0, np.nan])
+    with pytest.raises(ValueError, match=r"`scheme` must be one of \['affine', 'symmetric'\]; got 'log'"):
+        v.check_choice("scheme", "log", ["affine", "symmetric"])
