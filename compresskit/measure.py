@@ -158,6 +158,11 @@ class LatencyRatio:
     def __str__(self) -> str:
         return f"{self.ratio:.2f}x  (a: {self.a}; b: {self.b})"
 
+    @property
+    def q1_ratio(self) -> float:
+        """``a.q1 / b.q1``: the ratio of the calls least disturbed by other load on the machine."""
+        return self.a.q1 / self.b.q1
+
 
 def _as_callable(fn: nn.Module | Callable[..., Any]) -> Callable[..., Any]:
     if isinstance(fn, nn.Module):

@@ -134,6 +134,7 @@ def test_latency_ratio_alternates_and_divides_medians():
     result = measure.latency_ratio(lambda: order.append("a"), lambda: order.append("b"), warmup=2, repeats=5)
     assert order == ["a", "b"] * 7
     assert result.ratio == pytest.approx(result.a.median / result.b.median)
+    assert result.q1_ratio == pytest.approx(result.a.q1 / result.b.q1)
 
 
 def test_latency_ratio_passes_separate_args():

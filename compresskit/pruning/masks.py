@@ -33,6 +33,7 @@ keys behave exactly as with the toolbox. Function names and signatures follow
 
 from __future__ import annotations
 
+import copy
 import numbers
 from typing import Any, Iterable, Sequence
 
@@ -103,7 +104,9 @@ def slice_norms(weight: torch.Tensor, n: float = 2, dim: int = 0) -> torch.Tenso
 def ln_structured_mask(weight: torch.Tensor, amount: float | int, n: float = 2, dim: int = 0) -> torch.Tensor:
     """0/1 mask that drops the ``amount`` slices along ``dim`` with the smallest Ln norm.
 
-    ``dim=0`` drops rows of a Linear weight (output units) or filters of a Conv weight.
+    ``dim=0`` drops rows of a Linear weight (output units) or filters of a Conv weight. As in
+    torch, ``amount=1.0`` zeroes every slice; :func:`compresskit.pruning.prune_units`, which
+    cuts units out, refuses to leave a layer with none.
     """
     norms = slice_norms(weight, n, dim)
     k = check_amount("amount", amount, norms.numel())
@@ -245,9 +248,10 @@ def global_unstructured(
     importance_scores = importance_scores or {}
     scores = torch.cat([importance_scores.get((m, n), getattr(m, n)).detach().flatten() for m, n in parameters])
     default = torch.cat([getattr(m, f"{n}_mask", torch.ones_like(getattr(m, n))).flatten() for m, n in parameters])
+    method = pruning_method(**kwargs)
     container = prune.PruningContainer()
-    container._tensor_name = "global"
-    container.add_pruning_method(pruning_method(**kwargs))
+    container._tensor_name = method._tensor_name = "global"  # torch's machinery wants a name
+    container.add_pruning_method(method)
     mask = container.compute_mask(scores, default)
     for (module, name), part in zip(parameters, mask.split([getattr(m, n).numel() for m, n in parameters])):
         prune.custom_from_mask(module, name, part.view_as(getattr(module, name)))
@@ -302,6 +306,18 @@ def layer_sparsity(model: nn.Module) -> dict[str, float]:
             weight = module.weight_orig * module.weight_mask if hasattr(module, "weight_mask") else module.weight
             out[name] = 1.0 - int(torch.count_nonzero(weight.detach())) / weight.numel()
     return out
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on a pruned model after a forward pass with gradients
+    on (where ``weight = weight_orig * weight_mask`` is not a leaf tensor and cannot be copied)."""
+    check_module("model", model)
+    with torch.no_grad():
+        for module in model.modules():
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(module, hook._tensor_name, hook.apply_mask(module))
+    return copy.deepcopy(model)
 
 
 def remove_masks(model: nn.Module) -> nn.Module:
