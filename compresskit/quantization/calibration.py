@@ -15,7 +15,7 @@ are not: we run a *calibration set* (a few hundred training images,
   ``T`` (outliers added to the last bin) and Q = P merged into 2^(bits-1) levels and
   expanded back; pick the ``T`` that minimises
 
-      KL(P || Q) = sum_k P_k log(P_k / Q_k)                                 # Eq. (1) in [1]
+      KL(P || Q) = sum_k P_k log(P_k / Q_k)                                 # the criterion of [1]
 
 References
 ----------
@@ -30,7 +30,6 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from scipy.stats import entropy
 
 from compresskit._validation import check_choice, check_int, check_real, check_tensor
 from compresskit.quantization.linear import check_bits
@@ -98,6 +97,15 @@ def _expand(hist: np.ndarray, levels: int) -> np.ndarray:
     return np.where(nonzero, totals[group] / np.maximum(counts[group], 1), 0.0)
 
 
+def _kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(P || Q) of two histograms after normalising each; Q gets a tiny floor where P > 0."""
+    p = p / p.sum()
+    q = q / q.sum()
+    support = p > 0
+    q = np.maximum(q[support], 1e-12)
+    return float(np.sum(p[support] * np.log(p[support] / q)))  # KL(P || Q), the criterion of [1]
+
+
 def entropy_threshold(x: torch.Tensor, bits: int = 8, num_bins: int = 2048) -> float:
     """TensorRT's entropy calibration: the threshold ``T`` on ``|x|`` minimising KL(P || Q)."""
     bits = check_bits(bits)
@@ -111,10 +119,7 @@ def entropy_threshold(x: torch.Tensor, bits: int = 8, num_bins: int = 2048) -> f
         p = hist[:i].copy()
         p[-1] += hist[i:].sum()  # values beyond T are clipped to T
         q = _expand(hist[:i], levels)
-        if p.sum() == 0 or q.sum() == 0:
-            continue
-        q = np.where((p > 0) & (q == 0), 1e-12 * q.sum(), q)  # Q must cover P's support
-        kl = entropy(p, q)  # Eq. (1) in [1]; scipy normalises p and q
+        kl = _kl_divergence(p, q)
         if kl < best_kl:
             best_kl, best_i = kl, i
     return float(edges[best_i])

@@ -18,8 +18,8 @@ fp16 overflows to ``inf`` above 65504; bf16 [2] keeps float32's range and gives 
 Qm.n number has 1 sign bit, ``m`` integer bits and ``n`` fractional bits, ``1 + m + n`` bits
 in all. The spacing is ``2^-n`` everywhere, and the range is ``[-2^m, 2^m - 2^-n]``::
 
-    c = saturate(round(x * 2^n), -2^(m+n), 2^(m+n) - 1)                    # Eq. (1) in [3]
-    x_hat = c * 2^-n                                                        # Eq. (2) in [3]
+    c = saturate(round(x * 2^n), -2^(m+n), 2^(m+n) - 1)                    # encode [3]
+    x_hat = c * 2^-n                                                        # decode [3]
 
 Qm.n is linear quantization with ``scale = 2^-n`` and ``zero_point = 0``; it has no exponent
 per value, which is exactly what fp16 and bf16 have.
@@ -101,7 +101,7 @@ def fixed_point_encode(x: torch.Tensor, m: int, n: int, rounding: str = "nearest
     c = (torch.round(scaled) if rounding == "nearest" else torch.floor(scaled)).long()
     lo, hi = -(2 ** (m + n)), 2 ** (m + n) - 1
     if saturate:
-        return torch.clamp(c, lo, hi)  # Eq. (1) in [3]
+        return torch.clamp(c, lo, hi)  # saturation [3]
     return (c - lo) % (2 ** (1 + m + n)) + lo  # two's-complement wrap-around
 
 
@@ -111,7 +111,7 @@ def fixed_point_decode(c: torch.Tensor, n: int) -> torch.Tensor:
     if c.is_floating_point():
         raise TypeError(f"`c` must be an integer tensor; got dtype {c.dtype}")
     n = check_int("n", n, 0, 31)
-    return (c.double() * 2.0**-n).float()  # Eq. (2) in [3]
+    return (c.double() * 2.0**-n).float()  # decode [3]
 
 
 def fixed_point_range(m: int, n: int) -> tuple[float, float, float]:

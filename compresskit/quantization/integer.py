@@ -4,15 +4,17 @@ Jacob et al. [1] show that a quantized layer needs no floating point at inferenc
 With ``r = S (q - Z)`` for the input ``x``, the weight ``w`` and the output ``y`` of a Linear
 layer, ``y = x w^T + b`` becomes
 
-    q_y = Z_y + M * (sum_k (q_x,k - Z_x) q_w,jk + q_b,j)                   # Eq. (7) in [1]
-    M   = S_x S_w,j / S_y,     q_b,j = round(b_j / (S_x S_w,j)),  Z_w = 0   # Eq. (5) in [1]
+    q_y = Z_y + M * (sum_k (q_x,k - Z_x) q_w,jk + q_b,j)                   # Eq. (4) in [1]
+    M   = S_x S_w,j / S_y                                                   # Eq. (5) in [1]
+    q_b,j = round(b_j / (S_x S_w,j)),  Z_w = 0                              # section 2.4 of [1]
 
 The sum is exact in int32. ``M`` (one per output channel here, because weights are
 quantized per channel and symmetrically, Z_w = 0) is a real number in (0, 1) in practice;
 it is written ``M = M_0 2^-n`` with ``M_0`` in [0.5, 1) stored as a 31-bit integer, so that
 multiplying by ``M`` is an integer multiplication and a rounding right shift::
 
-    M_0_int = round(M_0 * 2^31),   q = (acc * M_0_int + 2^(30+n)) >> (31 + n)     # Eq. (6) in [1]
+    M = 2^-n M_0                                                            # Eq. (6) in [1]
+    M_0_int = round(M_0 * 2^31),   q = (acc * M_0_int + 2^(30+n)) >> (31 + n)
 
 ReLU is folded into the clamp: its output is ``q_y >= Z_y``. The last layer's output is
 dequantized to give logits. :meth:`IntegerMLP.simulate` runs the same model in float with
@@ -61,7 +63,8 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor,
     """
     total_shift = 31 + shift
     product = acc.to(torch.int64) * multiplier
-    rounded = torch.bitwise_right_shift(product + torch.bitwise_left_shift(torch.ones_like(total_shift), total_shift - 1), total_shift)  # Eq. (6) in [1]
+    half = torch.bitwise_left_shift(torch.ones_like(total_shift), total_shift - 1)  # 2^(s-1): rounds half up
+    rounded = torch.bitwise_right_shift(product + half, total_shift)  # acc * M_0 * 2^-(31+n), Eq. (6) in [1]
     return torch.clamp(rounded + zero_point, quant_min, quant_max)
 
 
@@ -87,13 +90,13 @@ class IntegerLinear:
         s_y, z_y = output_qparams
         acc_scale = s_x * w.scale.double()
         bias = torch.zeros(linear.out_features) if linear.bias is None else linear.bias.detach()
-        q_bias = torch.round(bias.double() / acc_scale).to(torch.int32)  # Eq. (5) in [1]
-        multiplier, shift = quantize_multiplier(acc_scale / s_y)
+        q_bias = torch.round(bias.double() / acc_scale).to(torch.int32)  # section 2.4 of [1]
+        multiplier, shift = quantize_multiplier(acc_scale / s_y)  # Eq. (5) in [1]
         return cls(w.q, w.scale, q_bias, s_x, z_x, s_y, z_y, multiplier, shift, relu)
 
     def forward(self, q_x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, in) -> uint8 (B, out), integer arithmetic only."""
-        acc = (q_x.to(torch.int32) - self.input_zero_point) @ self.weight.to(torch.int32).T + self.bias  # (B, out) int32
+        acc = (q_x.to(torch.int32) - self.input_zero_point) @ self.weight.to(torch.int32).T + self.bias  # (B, out) int32, Eq. (4) in [1]
         low = self.output_zero_point if self.relu else ACT_MIN  # ReLU: real 0 is q = Z_y
         return requantize(acc, self.multiplier, self.shift, self.output_zero_point, low, ACT_MAX).to(torch.uint8)
 

@@ -4,8 +4,8 @@ A real value ``x`` is stored as an integer ``q`` on a grid ``[quant_min, quant_m
 ``[0, 255]`` (uint8) or ``[-128, 127]`` (int8), with a float ``scale`` and an integer
 ``zero_point`` [1, 2]::
 
-    q     = clamp(round(x / scale) + zero_point, quant_min, quant_max)      # Eq. (1) in [1]
-    x_hat = scale * (q - zero_point)                                        # Eq. (2) in [1]
+    q     = clamp(round(x / scale) + zero_point, quant_min, quant_max)      # Eqs. (1)-(2) in [2]
+    x_hat = scale * (q - zero_point)                                        # Eq. (1) in [1], (3) in [2]
 
 The parameters come from the range ``[min_val, max_val]`` that the data (or a calibrator,
 see :mod:`compresskit.quantization.calibration`) gives, exactly as PyTorch's
@@ -148,8 +148,8 @@ def _check_params(x: torch.Tensor, scale, zero_point, axis: int | None) -> tuple
 # --- quantize, dequantize, fake-quantize -------------------------------------------------
 
 def storage_dtype(quant_min: int, quant_max: int) -> torch.dtype:
-    """The smallest integer dtype that holds the grid: int8, uint8, int16 or int32."""
-    for dtype in (torch.int8, torch.uint8, torch.int16):
+    """The smallest integer dtype that holds the grid: uint8 for grids in [0, 255], else int8, int16 or int32."""
+    for dtype in (torch.uint8, torch.int8, torch.int16):
         info = torch.iinfo(dtype)
         if info.min <= quant_min and quant_max <= info.max:
             return dtype
@@ -174,7 +174,7 @@ def quantize(
     quant_min, quant_max = check_qrange(quant_min, quant_max)
     scale, zero_point, axis = _check_params(x, scale, zero_point, axis)
     inv_scale = _broadcast(1.0 / scale, x, axis)
-    q = torch.round(x.float() * inv_scale) + _broadcast(zero_point, x, axis)  # Eq. (1) in [1]
+    q = torch.round(x.float() * inv_scale) + _broadcast(zero_point, x, axis)  # Eqs. (1)-(2) in [2]
     return torch.clamp(q, quant_min, quant_max).to(storage_dtype(quant_min, quant_max))
 
 
@@ -184,7 +184,7 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor | float, zero_point: torch.T
     if q.is_floating_point():
         raise TypeError(f"`q` must be an integer tensor; got dtype {q.dtype}")
     scale, zero_point, axis = _check_params(q, scale, zero_point, axis)
-    return (q.to(torch.int64) - _broadcast(zero_point, q, axis)).float() * _broadcast(scale, q, axis)  # Eq. (2) in [1]
+    return (q.to(torch.int64) - _broadcast(zero_point, q, axis)).float() * _broadcast(scale, q, axis)  # Eq. (1) in [1]
 
 
 def fake_quantize(

@@ -7,16 +7,17 @@ so levels placed where the weights are can do better at the same number of bits.
   centroids, store the *codebook* (``k`` floats) and, per weight, the *index* of its centroid
   (``bits`` bits). Centroids start evenly spaced between min and max ("linear
   initialisation", which [1] found best because it keeps the rare large weights), then
-  Lloyd's iterations alternate
+  Lloyd's iterations lower the within-cluster squared error
 
-      index_i    = argmin_j |w_i - c_j|                                     # Eq. (1) in [1]
-      c_j        = mean{ w_i : index_i = j }                                # Eq. (2) in [1]
+      argmin_C  sum_j sum_{w in c_j} |w - c_j|^2                            # Eq. (2) in [1]
+
+  by alternating ``index_i = argmin_j |w_i - c_j|`` and ``c_j = mean{w_i : index_i = j}``.
 
 * power-of-two / logarithmic quantization [2]: each weight becomes ``0`` or
   ``sign(w) * 2^e``, with ``e`` the rounded ``log2 |w|`` in a window of ``2^(bits-1) - 1``
   exponents below the largest. A multiplication by ``2^e`` is a bit shift in hardware.
 
-      e = clip(round(log2 |w|), e_max - 2^(bits-1) + 2, e_max)              # Eq. (3) in [2]
+      e = clip(round(log2 |w|), e_max - 2^(bits-1) + 2, e_max)              # section 3 of [2]
 
 References
 ----------
@@ -49,7 +50,7 @@ def kmeans_quantize(weight: torch.Tensor, bits: int = 4, n_iter: int = 30) -> tu
         indices = kmeans_assign(w, codebook)
         sums = torch.zeros_like(codebook).index_add_(0, indices, w)
         counts = torch.bincount(indices, minlength=len(codebook)).float()
-        updated = torch.where(counts > 0, sums / counts.clamp(min=1), codebook)  # Eq. (2) in [1]
+        updated = torch.where(counts > 0, sums / counts.clamp(min=1), codebook)  # Lloyd update for Eq. (2) in [1]
         if torch.equal(updated, codebook):
             break
         codebook = updated
@@ -63,7 +64,7 @@ def kmeans_assign(w: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     In 1-D the nearest centroid is found by comparing with the midpoints between neighbours.
     """
     midpoints = (codebook[1:] + codebook[:-1]) / 2
-    return torch.bucketize(w, midpoints)  # Eq. (1) in [1]
+    return torch.bucketize(w, midpoints)  # Lloyd assignment for Eq. (2) in [1]
 
 
 def kmeans_dequantize(codebook: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -93,7 +94,7 @@ def power_of_two_encode(x: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, i
     e_min = e_max - levels + 1
     e = torch.round(torch.log2(x.abs().float().clamp(min=1e-45)))
     k = (e_max - torch.clamp(e, max=e_max) + 1).long()  # 1 for the largest level
-    k = torch.where(e < e_min, torch.zeros_like(k), k)  # below the window: 0  (Eq. (3) in [2])
+    k = torch.where(e < e_min, torch.zeros_like(k), k)  # below the window: 0 (section 3 of [2])
     codes = torch.sign(x).long() * k
     return codes.to(torch.int16 if bits > 8 else torch.int8), e_max
 
@@ -101,7 +102,7 @@ def power_of_two_encode(x: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, i
 def power_of_two_decode(codes: torch.Tensor, e_max: int) -> torch.Tensor:
     """Float32 values of :func:`power_of_two_encode`'s codes."""
     codes = check_tensor("codes", codes, nonempty=False)
-    e_max = check_int("e_max", e_max, -126, 127)
+    e_max = check_int("e_max", e_max, -160, 127)
     k = codes.abs().float()
     value = torch.sign(codes.float()) * torch.exp2(e_max - k + 1)
     return torch.where(codes == 0, torch.zeros_like(value), value)

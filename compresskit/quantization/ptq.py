@@ -27,9 +27,8 @@ from torch import nn
 
 from compresskit._validation import check_choice, check_module, check_tensor
 from compresskit.measure import serialized_bytes
-from compresskit.quantization.linear import SCHEMES, check_bits, fake_quantize, calculate_qparams, qrange, quantize_tensor
-from compresskit.quantization.nonlinear import kmeans_quantize, power_of_two_encode, power_of_two_decode
-from compresskit.quantization.linear import pack_bits
+from compresskit.quantization.linear import SCHEMES, calculate_qparams, check_bits, fake_quantize, pack_bits, qrange, quantize_tensor
+from compresskit.quantization.nonlinear import kmeans_quantize, power_of_two_decode, power_of_two_encode
 
 METHODS = ("linear", "kmeans", "power_of_two")
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -49,8 +48,8 @@ def _quantize_one(w: torch.Tensor, bits: int, scheme: str, per_channel: bool, me
     if method == "kmeans":
         codebook, indices = kmeans_quantize(w, bits)
         return codebook[indices.long()], {"codebook": codebook, "indices": pack_bits(indices, 0, bits)}
-    codes, e_max = power_of_two_encode(w, max(bits, 2))
-    stored = {"codes": pack_bits(codes, -(2 ** (max(bits, 2) - 1)), max(bits, 2)), "e_max": torch.tensor(e_max, dtype=torch.int8)}
+    codes, e_max = power_of_two_encode(w, bits)  # needs bits >= 2: a sign and a magnitude
+    stored = {"codes": pack_bits(codes, -(2 ** (bits - 1)), bits), "e_max": torch.tensor(e_max, dtype=torch.int16)}
     return power_of_two_decode(codes, e_max), stored
 
 
@@ -111,17 +110,22 @@ def collect_activations(model: nn.Module, x: torch.Tensor, names: list[str]) -> 
     return seen
 
 
-def fake_quantize_activations(model: nn.Module, ranges: Mapping[str, tuple[float, float]], bits: int = 8) -> nn.Module:
-    """A copy of ``model`` whose named submodules' outputs are fake-quantized (affine, unsigned
-    grid) to the given ``(min_val, max_val)`` ranges: activation quantization simulated in float."""
+def fake_quantize_activations(model: nn.Module, ranges: Mapping[str, tuple[float, float]], bits: int = 8, scheme: str = "affine") -> nn.Module:
+    """A copy of ``model`` whose named submodules' outputs are fake-quantized to the given
+    ``(min_val, max_val)`` ranges: activation quantization simulated in float.
+
+    ``scheme="affine"`` uses an unsigned grid ([0, 255] for 8 bits); ``"symmetric"`` a signed
+    one centred on 0 ([-128, 127]), which wastes half its levels on ReLU outputs.
+    """
     check_module("model", model)
     bits = check_bits(bits)
-    quant_min, quant_max = qrange(bits, signed=False)
+    check_choice("scheme", scheme, SCHEMES)
+    quant_min, quant_max = qrange(bits, signed=scheme == "symmetric")
     model = copy.deepcopy(model)
     modules = dict(model.named_modules())
     for name, (lo, hi) in ranges.items():
         if name not in modules:
             raise ValueError(f"`ranges` must name submodules of `model`; got unknown {name!r}")
-        scale, zero_point = calculate_qparams(lo, hi, quant_min, quant_max, "affine")
+        scale, zero_point = calculate_qparams(lo, hi, quant_min, quant_max, scheme)
         modules[name].register_forward_hook(lambda m, i, o, s=scale, z=zero_point: fake_quantize(o, s, z, quant_min, quant_max))
     return model
