@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
 from compresskit._validation import check_array, check_int
 
@@ -95,7 +95,12 @@ def make_loader(
     if X.shape[0] == 0:
         raise ValueError("`X` must not be empty; got 0 samples")
     generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
-    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle, generator=generator)
+    dataset = TensorDataset(X, y)
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    # Index the tensors once per batch (not once per sample): the same batches, in the same
+    # order, as DataLoader(dataset, batch_size, shuffle, generator=generator), several times faster.
+    batches = BatchSampler(order, batch_size, drop_last=False)
+    return DataLoader(dataset, batch_size=None, sampler=batches, generator=generator)
 
 
 def digits_loaders(batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader, DataLoader]:

@@ -120,13 +120,13 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
             handles.append(module.register_forward_hook(linear_hook))
         elif isinstance(module, nn.modules.conv._ConvNd):
             handles.append(module.register_forward_hook(conv_hook))
+    was_training = model.training
     try:
-        was_training = model.training
         model.eval()
         with torch.inference_mode():
             model(example)
-        model.train(was_training)
     finally:
+        model.train(was_training)
         for h in handles:
             h.remove()
     return total // example.shape[0]
@@ -165,6 +165,7 @@ class LatencyRatio:
 
 
 def _as_callable(fn: nn.Module | Callable[..., Any]) -> Callable[..., Any]:
+    """A module is timed in eval mode (and left in it): inference, not training, is measured."""
     if isinstance(fn, nn.Module):
         fn.eval()
     if not callable(fn):

@@ -128,11 +128,19 @@ def predict(model: nn.Module, data: DataLoader | Iterable | torch.Tensor, *, dev
 
 def evaluate(model: nn.Module, data: DataLoader | Iterable, *, device: torch.device | str | None = None) -> float:
     """Accuracy (a fraction in [0, 1]) of ``model`` over every (x, y) batch of ``data``."""
+    check_module("model", model)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
-    labels = torch.cat([y for _, y in data]).cpu()
-    acc = (predict(model, data, device=device) == labels).double().mean().item()
+    model.eval()
+    correct = total = 0
+    with torch.inference_mode():  # One pass: a shuffled loader yields a new order on each pass.
+        for x, y in data:
+            correct += int((model(x.to(device)).argmax(dim=1).cpu() == y.cpu()).sum())
+            total += len(y)
     model.train(was_training)
-    return acc
+    if total == 0:
+        raise ValueError("`data` must hold at least one sample; got none")
+    return correct / total
 
 
 def _progress(total: int, enabled: bool):

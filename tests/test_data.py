@@ -122,3 +122,14 @@ def test_dataset_build_is_reproducible(tmp_path):
     build.build(tmp_path)
     assert (tmp_path / "sr_images.npz").read_bytes() == (REPO / "datasets" / "sr_images.npz").read_bytes()
     assert (tmp_path / "SHA256SUMS").read_text() == (REPO / "datasets" / "SHA256SUMS").read_text()
+
+
+def test_loader_batches_equal_torch_default_loader():
+    """make_loader indexes whole batches at once; the batches are torch's own, in the same order."""
+    X, y = data.load_digits_split().tensors("train")
+    ours = data.make_loader(X, y, 64, shuffle=True, seed=5)
+    theirs = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=64, shuffle=True,
+                                         generator=torch.Generator().manual_seed(5))
+    for _ in range(2):  # two epochs: the generator's state carries over the same way
+        for (xa, ya), (xb, yb) in zip(ours, theirs, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)

@@ -86,3 +86,14 @@ def test_fit_bad_input():
         train.fit(model, tr, epochs=1, lr=1e30, progress=False)
     with pytest.raises(ValueError, match="at least one sample"):
         train.predict(model, torch.zeros(0, 1, 8, 8))
+
+
+def test_evaluate_on_a_shuffled_loader_pairs_each_image_with_its_label():
+    tr, _, _ = _loaders()  # shuffled: every pass yields a new order
+    model = models.mlp(hidden=(64,))
+    history = train.fit(model, tr, epochs=6, lr=5e-3, progress=False)
+    X, y = data.load_digits_split().tensors("train")
+    in_order = (train.predict(model, X) == y).double().mean().item()
+    assert in_order > 0.9
+    assert train.evaluate(model, tr) == pytest.approx(in_order)
+    assert history.train_acc[-1] == pytest.approx(in_order)
