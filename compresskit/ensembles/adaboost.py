@@ -124,9 +124,13 @@ class AdaBoostClassifier(ClassifierMixin, BaseEstimator):
             weight = np.clip(weight, np.finfo(float).eps, None)  # as scikit-learn: no weight underflows to 0
             member = seeded_clone(base, rng).fit(X, y, sample_weight=weight)
             error, alpha, weight = samme_round(y, member.predict(X), weight, self.n_classes_, learning_rate)
-            if error >= 1 - 1 / self.n_classes_:  # no better than chance: alpha would be <= 0
+            chance = 1 - 1 / self.n_classes_
+            if error >= chance:  # no better than guessing: alpha would be <= 0
                 if not self.estimators_:
-                    raise ValueError(f"the first weak learner is no better than chance (error {error:.3f} >= {1 - 1 / self.n_classes_:.3f}); use a stronger `estimator`")
+                    raise ValueError(
+                        f"the first weak learner is no better than chance (error {error:.3f} >= {chance:.3f}); "
+                        "use a stronger `estimator`"
+                    )
                 break
             self.estimators_.append(member)
             alphas.append(alpha)

@@ -100,10 +100,10 @@ class BaggingClassifier(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from sklearn.datasets import load_digits
-    >>> X, y = load_digits(return_X_y=True)
-    >>> bag = BaggingClassifier(n_estimators=5, oob_score=True, random_state=0).fit(X, y)
-    >>> 0.8 < bag.oob_score_ < 1.0
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> bag = BaggingClassifier(n_estimators=25, oob_score=True, random_state=0).fit(X, y)
+    >>> 0.85 < bag.oob_score_ < 1.0
     True
     """
 
@@ -167,7 +167,8 @@ class BaggingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The class with the highest average probability."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks first that the model is fitted
+        return self.classes_[proba.argmax(axis=1)]
 
     def staged_predict(self, X: Any) -> Iterator[np.ndarray]:
         """Predictions of the first 1, 2, ..., B members: how accuracy grows with B."""

@@ -30,9 +30,6 @@ from sklearn.utils import check_random_state
 from compresskit._validation import check_int, check_real
 from compresskit.ensembles._common import fit_inputs, predict_inputs, softmax
 
-_MAX_SEED = np.iinfo(np.int32).max
-
-
 def multinomial_negative_gradient(Y: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """r = Y - softmax(raw), Eq. (1): what each round's trees are fitted to.
 
@@ -128,7 +125,8 @@ class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
         for m in range(n_estimators):
             residual = multinomial_negative_gradient(Y, raw)  # Eq. (1), fixed for the whole round
             for k in range(K):
-                tree = DecisionTreeRegressor(max_depth=max_depth, random_state=rng.randint(_MAX_SEED))
+                # Every tree draws from the one generator, as in scikit-learn, so the trees match its own.
+                tree = DecisionTreeRegressor(max_depth=max_depth, random_state=rng)
                 tree.fit(X, residual[:, k])
                 newton_leaf_values(tree, X, residual[:, k], K)  # Eq. (2)
                 raw[:, k] += learning_rate * tree.predict(X)  # Eq. (3)
@@ -136,6 +134,7 @@ class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _staged_raw(self, X: np.ndarray) -> Iterator[np.ndarray]:
+        """The scores F(x) after rounds 1, 2, ..., M (one array, updated in place)."""
         raw = np.tile(self.init_, (len(X), 1))
         for trees in self.estimators_:
             for k, tree in enumerate(trees):
@@ -145,15 +144,13 @@ class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """softmax(F(x)): shape (n_samples, n_classes)."""
         X = predict_inputs(self, X)
-        raw = np.tile(self.init_, (len(X), 1))
-        for trees in self.estimators_:
-            for k, tree in enumerate(trees):
-                raw[:, k] += self.learning_rate * tree.predict(X)  # Eq. (3)
+        *_, raw = self._staged_raw(X)  # the scores after the last round
         return softmax(raw)
 
     def predict(self, X: Any) -> np.ndarray:
         """The class with the highest score F_k(x)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks first that the model is fitted
+        return self.classes_[proba.argmax(axis=1)]
 
     def staged_predict(self, X: Any) -> Iterator[np.ndarray]:
         """Predictions after 1, 2, ..., M rounds."""

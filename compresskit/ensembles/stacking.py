@@ -140,15 +140,17 @@ class StackingClassifier(ClassifierMixin, BaseEstimator):
         self.estimators_ = [clone(est).fit(X, y) for est in base]
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
+    def meta_features(self, X: Any) -> np.ndarray:
         """The meta-features z = [h_1(x), ..., h_L(x)] the meta-learner sees."""
         X = predict_inputs(self, X)
         return np.hstack([stack_columns(m, X, self.stack_method, self.n_classes_) for m in self.estimators_])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The meta-learner's class probabilities; shape (n_samples, n_classes)."""
-        return self.final_estimator_.predict_proba(self.transform(X))
+        Z = self.meta_features(X)  # checks first that the model is fitted
+        return self.final_estimator_.predict_proba(Z)
 
     def predict(self, X: Any) -> np.ndarray:
         """The class the meta-learner finds most probable."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks first that the model is fitted
+        return self.classes_[proba.argmax(axis=1)]
