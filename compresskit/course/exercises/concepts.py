@@ -14,6 +14,7 @@ stub, never raises, and returns a bool.
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 import torch
@@ -21,7 +22,16 @@ from torch import nn
 
 from compresskit import measure, models
 from compresskit._validation import check_real
-from compresskit.course.checker import Case, check_function
+from compresskit.course.checker import Case, check_function, describe
+
+
+def exact_count(expected: int, got: object) -> str | None:
+    """None when ``got`` is a whole number equal to ``expected`` (a count has no tolerance)."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_floating_point():
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, numbers.Integral):
+        return f"expected an int, got {type(got).__name__} {describe(got)}"
+    return None if int(got) == expected else f"expected {expected}, got {int(got)}"
 
 
 # --- exercise 1: count the non-zero parameters -------------------------------------------
@@ -59,7 +69,7 @@ def check_count_nonzero(fn: Callable[[nn.Module], int]) -> bool:
         Case("a Linear(4, 3) that is all zeros", (all_zero,)),
     ]
     return check_function(
-        fn, measure.count_nonzero, cases, name="count_nonzero",
+        fn, measure.count_nonzero, cases, name="count_nonzero", compare=exact_count,
         hint="loop over model.parameters() and count entries != 0 (negative weights count too)",
     )
 
@@ -82,7 +92,7 @@ def check_tensor_bytes(fn: Callable[[int, torch.dtype], int]) -> bool:
     ]
     errors = [(Case("numel = -1", (-1, torch.float32)), ValueError)]
     return check_function(
-        fn, measure.tensor_bytes, cases, name="tensor_bytes", expect_errors=errors,
+        fn, measure.tensor_bytes, cases, name="tensor_bytes", compare=exact_count, expect_errors=errors,
         hint="torch.empty((), dtype=dtype).element_size() is the bytes of one element; "
         "raise ValueError if numel < 0",
     )
@@ -113,7 +123,7 @@ def check_layer_macs(fn: Callable[[nn.Module, tuple[int, ...]], int]) -> bool:
              (nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=(1, 2)), (4, 9, 9))),
     ]
     return check_function(
-        fn, _reference_layer_macs, cases, name="layer_macs",
+        fn, _reference_layer_macs, cases, name="layer_macs", compare=exact_count,
         hint="Linear: in_features * out_features. Conv2d: (out elements C_out * H_out * W_out) * "
         "(C_in / groups) * k_h * k_w, with H_out = (H + 2 * padding - kernel) // stride + 1",
     )

@@ -1,0 +1,75 @@
+"""Small plotting helpers for the chapters: every axis labelled, every unit named.
+
+* :func:`latency_histogram`: single-call times with the median, quartiles and mean marked,
+  to show why the course quotes medians.
+* :func:`bar_chart`: one labelled bar per entry, optionally on a log scale with a reference
+  line (a ratio of 1, say), each bar annotated with its value.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+
+from compresskit._validation import check_array
+
+
+def latency_histogram(times_s: Sequence[float], *, ax: Axes | None = None, title: str = "") -> Axes:
+    """Histogram of single-call times (given in seconds, drawn in ms on a log axis) with the
+    median, the quartiles (the IQR) and the mean drawn as vertical lines."""
+    times = check_array("times_s", times_s, ndim=1)
+    if times.size < 2 or (times <= 0).any():
+        raise ValueError(f"`times_s` must hold at least 2 positive times; got {times.size} values, min {times.min()!r}")
+    ms = times * 1e3
+    q1, median, q3 = statistics.quantiles(ms.tolist(), n=4, method="inclusive")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    bins = np.geomspace(ms.min(), ms.max() * 1.0001, 40)
+    ax.hist(ms, bins=bins, color="0.7", edgecolor="0.4")
+    ax.axvline(median, color="C0", lw=2, label=f"median {median:.3f} ms")
+    ax.axvspan(q1, q3, color="C0", alpha=0.2, label=f"IQR {q1:.3f}-{q3:.3f} ms")
+    ax.axvline(float(ms.mean()), color="C3", ls="--", label=f"mean {ms.mean():.3f} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("time of one call (ms, log scale)")
+    ax.set_ylabel("number of calls")
+    ax.set_title(title or f"{ms.size} single calls")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def bar_chart(
+    values: Mapping[str, float],
+    *,
+    ylabel: str,
+    title: str = "",
+    log: bool = False,
+    reference: float | None = None,
+    ax: Axes | None = None,
+    fmt: str = "{:.3g}",
+) -> Axes:
+    """One bar per ``label: value``, annotated with ``fmt``; ``log`` for a log y axis
+    (values must then be positive); ``reference`` draws a dashed horizontal line there."""
+    if not isinstance(values, Mapping) or len(values) == 0:
+        raise ValueError(f"`values` must be a non-empty mapping of label to number; got {values!r}")
+    heights = check_array("values", list(values.values()), ndim=1)
+    if log and (heights <= 0).any():
+        raise ValueError(f"`values` must all be > 0 on a log scale; got {heights.min()!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    labels = [str(k) for k in values]
+    bars = ax.bar(labels, heights, color=[f"C{i % 10}" for i in range(len(labels))])
+    for bar, h in zip(bars, heights):
+        ax.annotate(fmt.format(h), (bar.get_x() + bar.get_width() / 2, h), ha="center", va="bottom", fontsize="small")
+    if reference is not None:
+        ax.axhline(reference, color="k", ls="--", lw=1)
+    if log:
+        ax.set_yscale("log")
+    ax.margins(y=0.15)  # room for the labels above the tallest bar
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    return ax
