@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 KERNEL := compresskit
 
-.PHONY: lab test test-fast bench datasets clean-venv strip help
+.PHONY: lab test test-fast test-ui bench datasets clean-venv strip help
 
 help:
 	@echo "make lab     set up .venv (first run only) and open the course in JupyterLab"
@@ -39,6 +39,10 @@ test: $(STAMP)
 # Unit tests only, for a quick loop while editing the library.
 test-fast: $(STAMP)
 	bash tests/offline.sh $(PY) -m pytest tests -m "not ui" $(PYTEST_ARGS)
+
+# The browser tests only (JupyterLab + headless Chromium): every chapter as a learner runs it.
+test-ui: $(STAMP)
+	bash tests/offline.sh $(PY) -m pytest tests/ui $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	bash tests/offline.sh $(PY) -m benchmarks

@@ -44,7 +44,8 @@ def chromium_path() -> str:
         _missing("the `playwright` Python package is not installed")
     path = find_chromium()
     if path is None:
-        _missing("no Chromium found on PATH")
+        explicit = os.environ.get("COMPRESSKIT_CHROMIUM")
+        _missing(f"COMPRESSKIT_CHROMIUM={explicit} is not a file" if explicit else "no Chromium found on PATH")
     return path
 
 
@@ -108,8 +109,11 @@ def page(browser, request):
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         (ARTIFACTS / f"{name}.page-errors.txt").write_text("\n".join(console_errors))
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        except Exception as error:  # a crashed page must not hide the test's own failure
+            print(f"\nno screenshot of {name}: {error}")
     context.close()
 
 
@@ -131,6 +135,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("per-learner cost: kernel memory per chapter (RSS, kernel and its children)")
     for name, row in sorted(_MEMORY.items()):
         terminalreporter.write_line(
-            f"{name:32s} peak {row['peak_mib']:7.0f} MiB   at start {row['start_mib']:6.0f} MiB   "
-            f"Run All {row['run_all_s']:5.1f} s"
+            f"{name:28s} kernel peak {row['peak_mib']:5.0f} MiB (start {row['start_mib']:4.0f}, after {row['end_mib']:4.0f})   "
+            f"server {row['server_peak_mib']:4.0f} MiB   Run All {row['run_all_s']:5.1f} s"
         )

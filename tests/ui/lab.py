@@ -6,17 +6,19 @@ workspaces, runtime, config and IPython folders all in a temporary directory, an
 nothing fetched from the network. `stop()` shuts it down through the server's API and then
 kills every process it started, by PID.
 
-`run_notebook_in_lab(page, server, path)` opens a notebook, waits for the kernel, clears the
-outputs and runs every cell through the menus, then returns a `NotebookRun` listing the
-errors, unrendered widgets and cells that never ran. `move_first_control(page)` presses
-keys on the first slider (or dropdown) of an explorer and reports whether its summary
-changed. The test modules only assert on what these return.
+`check_in_lab(page, server, path, expect_widgets)` is the whole check: it opens a notebook,
+waits for the idle course kernel, clears the outputs and runs every cell through the menus
+(`run_all` returns a `NotebookRun` listing error outputs, cells that never ran, dialogs and
+widgets that did not render), then presses keys on the first slider of an explorer
+(`move_first_slider`) and requires its summary to change, while sampling the kernel's
+memory. It returns a `Verdict` whose `failures` the tests assert on.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -75,6 +77,16 @@ def free_loopback_port() -> int:
 def _write_json(path: Path, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=1))
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, ask for SIGTERM if the test process dies, so a
+    killed pytest leaves no server behind (its kernels exit when their parent goes)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LabServer:
@@ -146,6 +158,7 @@ class LabServer:
         self.process = subprocess.Popen(
             self.command(), env=self._environment(), cwd=self.root,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -237,6 +250,10 @@ class LabServer:
             raise RuntimeError(f"no process for the kernel of {path}")
         return PeakMemory(process)
 
+    def server_memory(self) -> PeakMemory:
+        """A sampler of the resident memory of the server process alone (no kernels)."""
+        return PeakMemory(psutil.Process(self.process.pid), include_children=False)
+
     def shut_down_session(self, path: str) -> None:
         session = self.session_for(path)
         if session is not None:
@@ -244,19 +261,20 @@ class LabServer:
 
 
 class PeakMemory:
-    """Sample the resident memory of a process and its children until stopped."""
+    """Sample the resident memory (RSS, from /proc via psutil) of a process, and of its
+    children unless `include_children` is False, until stopped: first, peak and last value."""
 
-    def __init__(self, process: psutil.Process, interval: float = 0.1) -> None:
+    def __init__(self, process: psutil.Process, include_children: bool = True, interval: float = 0.1) -> None:
         self.process = process
+        self.include_children = include_children
         self.interval = interval
-        self.peak_bytes = 0
-        self.first_bytes = 0
+        self.first_bytes = self.peak_bytes = self.last_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _rss(self) -> int:
         total = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
+        for child in self.process.children(recursive=True) if self.include_children else []:
             try:
                 total += child.memory_info().rss
             except psutil.NoSuchProcess:
@@ -271,6 +289,7 @@ class PeakMemory:
                 return
             self.first_bytes = self.first_bytes or rss
             self.peak_bytes = max(self.peak_bytes, rss)
+            self.last_bytes = rss
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
@@ -297,6 +316,7 @@ class NotebookRun:
     widget_problems: list[str] = field(default_factory=list) # widgets the page failed to render
     dialogs: list[str] = field(default_factory=list)         # e.g. "Kernel Restarting"
     seconds: float = 0.0
+    cells: list[dict] = field(default_factory=list)          # the code cells as the front end holds them
 
     def problems(self) -> list[str]:
         found = [f"error output in {e}" for e in self.errors]
@@ -354,7 +374,7 @@ def code_cells(page, path: str) -> list[dict]:
 
 def menu(page, top: str, item: str) -> None:
     """Click a main-menu entry, e.g. menu(page, "Run", "Run All Cells")."""
-    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=top).first.click()
+    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel").get_by_text(top, exact=True).first.click()
     page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text(item, exact=True).first.click()
 
 
@@ -367,7 +387,9 @@ def open_notebook(page, server: LabServer, path: str, timeout_ms: int = 120_000)
     deadline = time.monotonic() + timeout_ms / 1000
     while not kernel_idle(page, path):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path}: the kernel is not idle after {timeout_ms / 1000:.0f} s: {kernel_state(page, path)}")
+            dialogs = page.locator(".jp-Dialog").all_inner_texts()
+            raise TimeoutError(f"{path}: the kernel is not idle after {timeout_ms / 1000:.0f} s: "
+                               f"{kernel_state(page, path)}; dialogs: {dialogs}")
         page.wait_for_timeout(200)
     name = kernel_state(page, path)["name"]
     if name != KERNEL_DISPLAY_NAME:
@@ -386,21 +408,50 @@ def _wait_until_finished(page, path: str, started: float, timeout_s: float) -> N
         page.wait_for_timeout(250)
 
 
+# The views of widgets displayed by cells (not outputs nested inside a widgets.Output): every
+# other renderer marks its node with data-mime-type, the widget renderer does not.
+WIDGET_VIEWS = ".jp-NotebookPanel .jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output:not([data-mime-type])"
+NO_CONTROL = "no widget control rendered"
+
+_WIDGET_VIEW_STATE_JS = """(el) => {
+  const error = el.querySelector('.jupyter-widgets-error-widget');
+  if (error) {
+    error.click();  // the error widget shows its message when clicked
+    return 'error widget: ' + error.textContent.replace(/\\s+/g, ' ').trim().slice(0, 300);
+  }
+  const text = el.innerText;
+  for (const bad of ['Error displaying widget', 'Loading widget...'])
+    if (text.includes(bad)) return text.trim().slice(0, 300);
+  if (!el.querySelector('.widget-box, .widget-inline-hbox, .widget-html, .widget-output, .widget-label, .widget-button'))
+    return '%s';
+  return '';
+}""" % NO_CONTROL
+
+
 def _widget_problems(page, widget_outputs: int, settle_ms: int = 15_000) -> list[str]:
     """Widget views that show an error, never finish loading, or render no control."""
-    outputs = page.locator(f'.jp-NotebookPanel .jp-OutputArea-output[data-mime-type="{WIDGET_MIME}"]')
+    views = page.locator(WIDGET_VIEWS)
     deadline = time.monotonic() + settle_ms / 1000
-    while page.get_by_text("Loading widget...").count() and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    problems = [t.strip() for t in page.locator(".jp-OutputArea-output", has_text="Error displaying widget").all_inner_texts()]
-    if page.get_by_text("Loading widget...").count():
-        problems.append(f"still 'Loading widget...' after {settle_ms / 1000:.0f} s")
-    if widget_outputs and outputs.count() < widget_outputs:
-        problems.append(f"the kernel displayed {widget_outputs} widgets; the page shows {outputs.count()}")
-    for i in range(outputs.count()):
-        if outputs.nth(i).locator(".widget-inline-hbox, .widget-box, .widget-html, .widget-output, .widget-slider, .widget-dropdown, .jupyter-widgets:not(:has-text('Error'))").count() == 0:
-            problems.append(f"widget output {i} rendered no widget")
+    while True:  # give the widget manager time to load models and render views
+        states = views.evaluate_all(f"(els) => els.map({_WIDGET_VIEW_STATE_JS})")
+        waiting = len(states) < widget_outputs or any(s.startswith("Loading widget") or s == NO_CONTROL for s in states)
+        if not waiting or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(250)
+    problems = [f"widget view {i}: {state}" for i, state in enumerate(states) if state]
+    if len(states) < widget_outputs:
+        problems.append(f"the kernel displayed {widget_outputs} widgets; the page shows {len(states)}")
     return problems
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failing_line(error_output: dict) -> str:
+    """The line the traceback points at ("----> 5 assert x > 4"), to name an empty AssertionError."""
+    lines = _ANSI.sub("", "\n".join(error_output.get("traceback", []))).splitlines()
+    arrows = [line.strip() for line in lines if line.lstrip().startswith("---->")]
+    return f" (at: {arrows[-1].removeprefix('---->').strip()})" if arrows else ""
 
 
 def run_all(page, path: str, timeout_s: float = 240.0) -> NotebookRun:
@@ -415,13 +466,13 @@ def run_all(page, path: str, timeout_s: float = 240.0) -> NotebookRun:
         timeout=30_000,
     )
     _wait_until_finished(page, path, started, timeout_s)
-    run = NotebookRun(path=path, seconds=time.monotonic() - started)
-    for cell in code_cells(page, path):
+    run = NotebookRun(path=path, seconds=time.monotonic() - started, cells=code_cells(page, path))
+    for cell in run.cells:
         if cell["execution_count"] is None and cell["source"].strip():
             run.not_run.append(cell["index"])
         for output in cell["outputs"]:
             if output.get("output_type") == "error":
-                run.errors.append(f"cell {cell['index']}: {output.get('ename')}: {output.get('evalue')}")
+                run.errors.append(f"cell {cell['index']}: {output.get('ename')}: {output.get('evalue')}{_failing_line(output)}")
             if WIDGET_MIME in output.get("data", {}):
                 run.widget_outputs += 1
     run.widget_problems = _widget_problems(page, run.widget_outputs)
@@ -453,14 +504,14 @@ def run_notebook_in_lab(page, server: LabServer, path: str, timeout_s: float = 2
 _EXPLORER_STATE_JS = """(el) => {
   const copy = el.cloneNode(true);
   copy.querySelectorAll('.widget-readout, .noUi-target, select, input').forEach(n => n.remove());
-  const images = Array.from(el.querySelectorAll('img')).map(i => i.src.length + ':' + i.src.slice(-64));
+  const hash = (text) => { let h = 0; for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) | 0; return h; };
+  const images = Array.from(el.querySelectorAll('img')).map(i => 'img#' + hash(i.src));
   return copy.textContent.replace(/\\s+/g, ' ').trim() + ' | images: ' + images.join(',');
 }"""
 
 
 @dataclass
 class ControlMove:
-    control: str            # "slider" or "dropdown"
     keys: list[str]
     value_before: str
     value_after: str
@@ -472,40 +523,40 @@ class ControlMove:
         return self.before != self.after
 
 
-def move_first_control(page, wait_ms: int = 10_000) -> ControlMove | None:
-    """Focus the first slider handle (else dropdown) of the first explorer that has one,
-    press keys until its value moves, and return the explorer's state before and after.
-    None when no widget output holds a slider or a dropdown."""
-    outputs = page.locator(f'.jp-NotebookPanel .jp-OutputArea-output[data-mime-type="{WIDGET_MIME}"]')
+def move_first_slider(page, wait_ms: int = 6_000) -> ControlMove | None:
+    """Focus the handle of the first slider of the first explorer that has one, press keys
+    until its value moves, and return the explorer's visible state before and after (its
+    summary text and plot images, not the slider's own readout). None when no widget
+    output holds a slider."""
+    outputs = page.locator(WIDGET_VIEWS)
     for i in range(outputs.count()):
         explorer = outputs.nth(i)
-        if explorer.locator(".widget-slider .noUi-handle").count():
-            control, target = "slider", explorer.locator(".widget-slider .noUi-handle").first
-            value = explorer.locator(".widget-slider .widget-readout").first
-            key_plan = ["ArrowRight", "End", "Home"]
-        elif explorer.locator(".widget-dropdown select").count():
-            control, target = "dropdown", explorer.locator(".widget-dropdown select").first
-            value = target
-            key_plan = ["ArrowDown", "ArrowUp"]
-        else:
+        if explorer.locator(".widget-slider .noUi-handle").count() == 0:
             continue
-        read_value = (lambda: value.input_value()) if control == "dropdown" else (lambda: value.inner_text())
-        target.scroll_into_view_if_needed()
-        before, value_before = explorer.evaluate(_EXPLORER_STATE_JS), read_value()
+        handle = explorer.locator(".widget-slider .noUi-handle").first
+        readout = explorer.locator(".widget-slider .widget-readout").first
+        handle.scroll_into_view_if_needed()
+        before, value_before = explorer.evaluate(_EXPLORER_STATE_JS), readout.inner_text()
         pressed = []
-        for key in key_plan:
-            target.focus()
+        for key in ("ArrowRight", "End", "Home"):  # a slider already at its maximum moves with Home
+            handle.focus()
             page.keyboard.press(key)
             pressed.append(key)
-            if read_value() != value_before:
+            if readout.inner_text() != value_before:
                 break
         deadline = time.monotonic() + wait_ms / 1000
         after = explorer.evaluate(_EXPLORER_STATE_JS)
         while after == before and time.monotonic() < deadline:
             page.wait_for_timeout(200)
             after = explorer.evaluate(_EXPLORER_STATE_JS)
-        page.wait_for_timeout(300)  # let a plot that follows the summary finish
-        return ControlMove(control, pressed, value_before, read_value(), before, explorer.evaluate(_EXPLORER_STATE_JS))
+        settle = time.monotonic() + 3.0  # let a plot that follows the summary arrive: wait for 0.5 s of calm
+        while after != before and time.monotonic() < settle:
+            page.wait_for_timeout(500)
+            latest = explorer.evaluate(_EXPLORER_STATE_JS)
+            if latest == after:
+                break
+            after = latest
+        return ControlMove(pressed, value_before, readout.inner_text(), before, after)
     return None
 
 
@@ -530,8 +581,8 @@ class Verdict:
     failures: list[str]
     run: NotebookRun
     move: ControlMove | None
-    kernel_start_bytes: int
-    kernel_peak_bytes: int
+    kernel: PeakMemory   # the chapter's kernel (and its children)
+    server: PeakMemory   # the JupyterLab server process alone
 
 
 def check_in_lab(page, server: LabServer, path: str, expect_widgets: bool, timeout_s: float = 240.0) -> Verdict:
@@ -539,19 +590,22 @@ def check_in_lab(page, server: LabServer, path: str, expect_widgets: bool, timeo
     they render and that moving the first control with the keyboard changes the explorer.
     The kernel's memory is sampled throughout; the kernel is shut down afterwards."""
     with notebook_open(page, server, path):
-        with server.kernel_memory(path) as memory:
+        with server.kernel_memory(path) as kernel, server.server_memory() as server_memory:
             run = run_all(page, path, timeout_s)
             failures = run.problems()
             move = None
             if expect_widgets and run.widget_outputs == 0 and not run.errors:
-                failures.append("the notebook builds widgets but none was displayed")
+                shown = [(c["index"], [o.get("data", {}).get("text/plain", o["output_type"])[:80] for o in c["outputs"]])
+                         for c in run.cells if any(hint in c["source"] for hint in ("explorer(", "widgets."))]
+                failures.append(f"the notebook builds widgets but none was displayed; the cells that "
+                                f"should show one hold (cell, outputs): {shown}")
             if run.widget_outputs and not run.widget_problems:
-                move = move_first_control(page)
+                move = move_first_slider(page)
                 if move is None:
-                    failures.append("no explorer has a slider or dropdown to move")
+                    failures.append("no explorer has a slider to move (the browser test presses keys on the first one)")
                 elif move.value_before == move.value_after:
-                    failures.append(f"pressing {move.keys} on the {move.control} did not change its value ({move.value_before!r})")
+                    failures.append(f"pressing {move.keys} on the slider did not change its value ({move.value_before!r})")
                 elif not move.changed:
-                    failures.append(f"the {move.control} moved ({move.value_before!r} -> {move.value_after!r}) "
+                    failures.append(f"the slider moved ({move.value_before!r} -> {move.value_after!r}) "
                                     f"but the explorer's summary and plot did not change: {move.before[:200]!r}")
-    return Verdict(failures, run, move, memory.first_bytes, memory.peak_bytes)
+    return Verdict(failures, run, move, kernel, server_memory)

@@ -26,11 +26,19 @@ MIB = 2**20
 def test_chapter_runs_in_jupyterlab(page, lab, chapter, kernel_memory_report):
     verdict = check_in_lab(page, lab, f"chapters/{chapter}", expect_widgets=builds_widgets(CHAPTERS_DIR / chapter))
     kernel_memory_report[chapter] = {
-        "peak_mib": verdict.kernel_peak_bytes / MIB,
-        "start_mib": verdict.kernel_start_bytes / MIB,
+        "peak_mib": verdict.kernel.peak_bytes / MIB,
+        "start_mib": verdict.kernel.first_bytes / MIB,
+        "end_mib": verdict.kernel.last_bytes / MIB,
+        "server_peak_mib": verdict.server.peak_bytes / MIB,
         "run_all_s": verdict.run.seconds,
         "widgets": verdict.run.widget_outputs,
     }
+    if verdict.move is not None:
+        kernel_memory_report[chapter]["explorer"] = {
+            "keys": verdict.move.keys,
+            "value": [verdict.move.value_before, verdict.move.value_after],
+            "summary": [verdict.move.before[:160], verdict.move.after[:160]],
+        }
     assert verdict.failures == [], f"{chapter} in JupyterLab:\n" + "\n".join(verdict.failures)
     if verdict.run.widget_outputs:
         assert verdict.move is not None and verdict.move.changed
