@@ -23,12 +23,16 @@ Callback = Callable[[nn.Module, int], None]
 
 @dataclass
 class History:
-    """What ``fit`` measured, one entry per epoch (``step`` counts optimizer steps)."""
+    """What ``fit`` measured, one entry per epoch (``step`` counts optimizer steps).
+
+    There is no training accuracy: measuring it would take another pass over the shuffled
+    training loader, which would draw from its generator and change the next epoch's batches.
+    Evaluate on a loader without shuffling when you want it.
+    """
 
     epoch: list[int] = field(default_factory=list)
     step: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
 
 
@@ -99,7 +103,6 @@ def fit(
             history.epoch.append(epoch)
             history.step.append(step)
             history.train_loss.append(total_loss / seen)
-            history.train_acc.append(evaluate(model, train_loader, device=device))
             if val_loader is not None:
                 history.val_acc.append(evaluate(model, val_loader, device=device))
             if on_epoch_end is not None:

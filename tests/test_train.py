@@ -91,9 +91,20 @@ def test_fit_bad_input():
 def test_evaluate_on_a_shuffled_loader_pairs_each_image_with_its_label():
     tr, _, _ = _loaders()  # shuffled: every pass yields a new order
     model = models.mlp(hidden=(64,))
-    history = train.fit(model, tr, epochs=6, lr=5e-3, progress=False)
+    train.fit(model, tr, epochs=6, lr=5e-3, progress=False)
     X, y = data.load_digits_split().tensors("train")
     in_order = (train.predict(model, X) == y).double().mean().item()
     assert in_order > 0.9
     assert train.evaluate(model, tr) == pytest.approx(in_order)
-    assert history.train_acc[-1] == pytest.approx(in_order)
+
+
+def test_validation_does_not_change_the_training_batches():
+    """Evaluating each epoch must not draw from the training loader's generator."""
+    def weights(val_loader):
+        tr, _, _ = _loaders()
+        model = models.mlp(hidden=(16,))
+        train.fit(model, tr, epochs=3, val_loader=val_loader, progress=False)
+        return model.fc1.weight.detach().clone()
+
+    _, va, _ = _loaders()
+    assert torch.equal(weights(None), weights(va))
