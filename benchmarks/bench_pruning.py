@@ -18,7 +18,8 @@ from compresskit import data, measure, models, pruning
 from compresskit.train import fit
 
 HIDDEN = (512, 512)
-EPOCHS = 20
+EPOCHS = 20  # dense training
+PRUNE_EPOCHS = 30  # gradual pruning; at 20 the 98% row missed its target for 2 of 3 shuffle orders
 BATCH = 256
 
 
@@ -28,9 +29,9 @@ def _loader() -> torch.utils.data.DataLoader:
 
 def _gradual(dense: torch.nn.Module, amount: float) -> torch.nn.Module:
     model = copy.deepcopy(dense)
-    end_step = int(0.7 * len(_loader()) * EPOCHS)
+    end_step = int(0.7 * len(_loader()) * PRUNE_EPOCHS)
     pruner = pruning.GradualPruner(pruning.prunable_parameters(model), amount, 0, end_step, frequency=5)
-    fit(model, _loader(), epochs=EPOCHS, progress=False, on_step=pruner)
+    fit(model, _loader(), epochs=PRUNE_EPOCHS, progress=False, on_step=pruner)
     return model
 
 
@@ -84,7 +85,7 @@ def run() -> str:
         "### Pruning",
         "",
         f"Digits MLP 64-{HIDDEN[0]}-{HIDDEN[1]}-10 trained {EPOCHS} epochs; gradual (cubic, global magnitude) pruning "
-        f"over {EPOCHS} epochs vs physical removal of hidden units; test accuracy on 360 digits (1 digit = 0.28 point); "
+        f"over {PRUNE_EPOCHS} more epochs vs physical removal of hidden units; test accuracy on 360 digits (1 digit = 0.28 point); "
         f"bytes of the saved state dict; latency ratio dense / pruned at batch {BATCH}, one thread, timed alternately "
         "(median, and lower quartile, which other load on the machine disturbs least; each the median of 3 "
         "alternating runs of 100 calls).",
