@@ -3,12 +3,15 @@ scikit-learn's own ensembles, ensemble distillation, and clear errors on bad inp
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import sklearn.ensemble as sk
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, cross_val_score, train_test_split
@@ -419,3 +422,16 @@ def test_adaboost_refuses_a_first_learner_no_better_than_chance():
     X = np.zeros((6, 1))  # nothing to split on: a stump predicts one class, error 2/3 with 3 classes
     with pytest.raises(ValueError, match="no better than chance"):
         AdaBoostClassifier(n_estimators=3, random_state=0).fit(X, np.array([0, 1, 2, 0, 1, 2]))
+
+
+def test_bagging_stores_seeds_not_bootstrap_indices_and_redraws_the_same_samples(digits):
+    X, y = digits
+    bag = BaggingClassifier(n_estimators=4, random_state=0).fit(X[:300], y[:300])
+    first, again = bag.estimators_samples_, bag.estimators_samples_
+    for a, b, member in zip(first, again, bag.estimators_):
+        np.testing.assert_array_equal(a, b)  # redrawn identically from the member's seed
+        refit = clone(member).fit(X[:300][a], y[:300][a])
+        np.testing.assert_array_equal(refit.predict(X[300:]), member.predict(X[300:]))  # the sample it was fit on
+    # The pickle holds the members and 4 seeds, not 4 x 300 int64 indices (9,600 bytes).
+    members = sum(len(pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL)) for m in bag.estimators_)
+    assert len(pickle.dumps(bag, protocol=pickle.HIGHEST_PROTOCOL)) < members + 2_000

@@ -27,9 +27,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 from compresskit._validation import check_int, check_real
 from compresskit.ensembles._common import (
+    _MAX_SEED,
     check_classifier,
     class_probabilities,
     fit_inputs,
@@ -84,7 +86,9 @@ class BaggingClassifier(ClassifierMixin, BaseEstimator):
     estimators_ : list of classifiers
         The fitted members, trained on labels 0..K-1.
     estimators_samples_ : list of ndarray
-        The bootstrap indices each member was trained on.
+        The bootstrap indices each member was trained on, redrawn on demand from each
+        member's seed (as scikit-learn does): the fitted model stores B seeds, not B * n
+        indices that prediction never needs.
     classes_ : ndarray of shape (n_classes,)
     n_classes_ : int
     oob_score_ : float
@@ -131,14 +135,21 @@ class BaggingClassifier(ClassifierMixin, BaseEstimator):
         check_classifier("estimator", base)
         rng = check_random_state(self.random_state)
         n_draws = max(1, round(max_samples * len(X)))
-        self.estimators_, self.estimators_samples_ = [], []
+        self.estimators_, self._sample_seeds, self._sample_shape = [], [], (len(X), n_draws)
         for _ in range(n_estimators):
-            indices, _ = bootstrap_sample(len(X), n_draws, rng)
+            seed = rng.randint(_MAX_SEED)  # the member's bootstrap sample is bootstrap_sample(n, n_draws, seed)
+            indices, _ = bootstrap_sample(len(X), n_draws, seed)
             self.estimators_.append(seeded_clone(base, rng).fit(X[indices], y[indices]))
-            self.estimators_samples_.append(indices)
+            self._sample_seeds.append(seed)
         if self.oob_score:
             self._set_oob_score(X, y)
         return self
+
+    @property
+    def estimators_samples_(self) -> list[np.ndarray]:
+        """The bootstrap indices of each member, redrawn from its seed."""
+        check_is_fitted(self)
+        return [bootstrap_sample(*self._sample_shape, seed)[0] for seed in self._sample_seeds]
 
     def _set_oob_score(self, X: np.ndarray, y: np.ndarray) -> None:
         votes = np.zeros((len(X), self.n_classes_))
