@@ -167,6 +167,9 @@ def test_onnx_runtime_fp32_and_int8_match_ours(trained):
     assert (ours == theirs).double().mean() >= 0.98
     with pytest.raises(TypeError, match="`onnx_model` must be the bytes"):
         qonnx.quantize_onnx("model.onnx", calibration)
+    spinning = "session.intra_op.allow_spinning"
+    assert session.get_session_options().get_session_config_entry(spinning) == "0"
+    assert qonnx.ort_session(fp32, allow_spinning=True).get_session_options().get_session_config_entry(spinning) == "1"
 
 
 def test_quantize_weights_bad_input(trained):
