@@ -76,9 +76,10 @@ def run() -> str:
             f"(torch.save of packed int8 + per-channel scales); ONNX file {len(fp32_onnx) / len(int8_onnx):.2f}x smaller. "
             f"ONNX Runtime's threads do not spin-wait between runs here (`ort_session(allow_spinning=False)`): "
             f"with spinning on, its idle threads hold the cores while torch runs, which on 2 cores doubled torch's "
-            f"2-thread batch-256 time and inflated the ratio to about 6x. The issue's prototype figures (4x at "
-            f"batch 1, 7x at batch 256) fit that effect; like for like, int8 is 2.0-2.5x faster at batch 1 and "
-            f"3.4-3.8x at batch 256 on this machine.",
+            f"2-thread batch-256 time and inflated the ratio to about 6x in our trials. The issue's prototype "
+            f"figures (4x at batch 1, 7x at batch 256) fit that effect; the table above is like for like. With 2 "
+            f"threads on 2 cores each runtime competes with the rest of the machine, so the 2-thread rows vary "
+            f"more from run to run than the 1-thread rows.",
         ]
     )
 
