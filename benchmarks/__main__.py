@@ -13,13 +13,6 @@ from compresskit.measure import machine_info
 HERE = Path(__file__).resolve().parent
 
 
-def table(header: list[str], rows: list[list[object]]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main(names: list[str]) -> None:
     available = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
     unknown = [n for n in names if n not in available]

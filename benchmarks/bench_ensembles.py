@@ -18,6 +18,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
+from benchmarks import torch_threads
 from compresskit import data, ensembles, measure
 
 REPEATS = 3  # alternating fits of ours and scikit-learn's; the ratio of the medians
@@ -119,15 +120,11 @@ def _distilled_row(split: data.DigitsSplit) -> str:
 
 
 def run() -> str:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         split = data.load_digits_split()
         rows = [_comparison_row(name, ours, theirs, split) for name, (ours, theirs) in _pairs().items()]
         with threadpool_limits(limits=1):  # the teacher's k-NN (OpenMP) and BLAS on one thread too: one core against one
             distilled = _distilled_row(split)
-    finally:
-        torch.set_num_threads(threads)
     header = [
         "### Ensembles",
         "",

@@ -8,6 +8,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from benchmarks import table
+
 REPO = Path(__file__).resolve().parents[1]
 PEAK_RSS = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"  # KiB on Linux
 
@@ -25,8 +27,6 @@ def measure(path: Path) -> tuple[float, float]:
 
 
 def run() -> str:
-    from benchmarks.__main__ import table
-
     rows, total = [], 0.0
     for path in sorted((REPO / "chapters").glob("*.ipynb")) + sorted((REPO / "solutions").glob("*.ipynb")):
         seconds, peak = measure(path)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from benchmarks import torch_threads
 from compresskit import data, measure, models, pruning
 from compresskit.train import fit
 
@@ -63,9 +64,7 @@ def _row(
 
 
 def run() -> str:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         X, y = data.load_digits_split().tensors("test")
         dense = models.mlp(HIDDEN, seed=0)
         fit(dense, _loader(), epochs=EPOCHS, progress=False)
@@ -79,8 +78,6 @@ def run() -> str:
         fit(small, _loader(), epochs=5, progress=False)
         rows.append(_row("50% hidden units removed + 5 epochs", small, dense, dense_acc, X, y, ">= 2x (q1), within 1 point",
                          lambda change, speedup: change >= -1.0 and speedup >= 2.0))
-    finally:
-        torch.set_num_threads(threads)
     header = [
         "### Pruning",
         "",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from benchmarks import torch_threads
 from compresskit import data, measure, models, train
 from compresskit.quantization import IntegerMLP, quantize_weights, weight_bytes
 from compresskit.quantization import onnx as qonnx
@@ -26,12 +27,8 @@ def _trained_model() -> torch.nn.Module:
 
 
 def run() -> str:
-    threads_before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):
         model = _trained_model()
-    finally:
-        torch.set_num_threads(threads_before)
     X, y = data.load_digits_split().tensors("test")
     calibration = data.calibration_batch(256)
     fp32_onnx = qonnx.export_onnx(model, X[:1])
@@ -46,18 +43,17 @@ def run() -> str:
 
     rows = []
     for threads in sorted({1, torch.get_num_threads()}):
-        torch.set_num_threads(threads)
-        fp32_session, int8_session = qonnx.ort_session(fp32_onnx, threads), qonnx.ort_session(int8_onnx, threads)
-        for batch in (1, 256):
-            xb = calibration[:batch]
-            xn = xb.numpy()
-            vs_torch = measure.latency_ratio(model, lambda a: qonnx.ort_logits(int8_session, a), xb, args_b=(xn,), warmup=20, repeats=200 if batch == 1 else 60)
-            vs_ort = measure.latency_ratio(lambda a: qonnx.ort_logits(fp32_session, a), lambda a: qonnx.ort_logits(int8_session, a), xn, warmup=20, repeats=200 if batch == 1 else 60)
-            rows.append(
-                f"| {threads} | {batch} | {vs_torch.a.median * 1e3:.3f} | {vs_torch.b.median * 1e3:.3f} | "
-                f"**{vs_torch.ratio:.2f}x** | {vs_torch.q1_ratio:.2f}x | {vs_ort.ratio:.2f}x |"
-            )
-    torch.set_num_threads(threads_before)
+        with torch_threads(threads):
+            fp32_session, int8_session = qonnx.ort_session(fp32_onnx, threads), qonnx.ort_session(int8_onnx, threads)
+            for batch in (1, 256):
+                xb = calibration[:batch]
+                xn = xb.numpy()
+                vs_torch = measure.latency_ratio(model, lambda a: qonnx.ort_logits(int8_session, a), xb, args_b=(xn,), warmup=20, repeats=200 if batch == 1 else 60)
+                vs_ort = measure.latency_ratio(lambda a: qonnx.ort_logits(fp32_session, a), lambda a: qonnx.ort_logits(int8_session, a), xn, warmup=20, repeats=200 if batch == 1 else 60)
+                rows.append(
+                    f"| {threads} | {batch} | {vs_torch.a.median * 1e3:.3f} | {vs_torch.b.median * 1e3:.3f} | "
+                    f"**{vs_torch.ratio:.2f}x** | {vs_torch.q1_ratio:.2f}x | {vs_ort.ratio:.2f}x |"
+                )
     return "\n".join(
         [
             "### Quantization",
