@@ -53,3 +53,15 @@ def no_network():
 def _seed():
     """Tests that draw random numbers without a generator still see the same ones each run."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models train and run fastest on one thread; the caller's setting is restored.
+
+    Use it per test (an argument) or per module (``pytestmark = pytest.mark.usefixtures("one_thread")``).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

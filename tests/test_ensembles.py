@@ -342,15 +342,6 @@ def test_soft_cross_entropy_equals_torch_with_probability_targets():
     torch.testing.assert_close(soft_cross_entropy(logits, targets), torch.nn.functional.cross_entropy(logits, targets))
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks train fastest on one thread (and far faster than two on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_distilled_student_learns_its_teacher(digits, one_thread):
     X, y = digits
     teacher = LogisticRegression(max_iter=500).fit(X[:500], y[:500])

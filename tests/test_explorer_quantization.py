@@ -12,13 +12,7 @@ from compresskit import data, models  # noqa: E402
 from compresskit.course.explorers.quantization import quantization_explorer  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models train and run fastest on one thread; the caller's setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_explorer_summary_follows_the_controls():
