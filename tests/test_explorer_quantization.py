@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib
 import pytest
-import torch
 
 matplotlib.use("Agg")
 
