@@ -5,6 +5,8 @@
 * Compute: :func:`count_macs`, multiply-accumulates per inference of Linear and Conv layers.
 * Latency: :func:`measure_latency` (warm-up, many repeats, median) and :func:`latency_ratio`,
   which times two models alternately in one run so that both see the same machine state.
+  Both read :func:`clock`; with ``COMPRESSKIT_CLOCK=random`` in the environment it returns a
+  random clock, so a test can prove that no chapter asserts anything about speed.
 * Accuracy: :func:`accuracy`.
 
 Pruned modules (``torch.nn.utils.prune``) are measured by their effective weights: a module
@@ -17,6 +19,7 @@ import io
 import os
 import pickle
 import platform
+import random
 import statistics
 import time
 from dataclasses import dataclass
@@ -134,6 +137,52 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
 # --- latency ----------------------------------------------------------------------------
 
+CLOCK_ENV = "COMPRESSKIT_CLOCK"
+
+
+class _RandomClock:
+    """A clock whose every tick is a random duration, log-uniform from 0.1 µs to 0.1 s.
+
+    Timings read from it say nothing about the code timed, so every speed claim drawn from
+    them is as likely false as true: a chapter that asserts one fails under it. The seed is
+    fixed (``COMPRESSKIT_CLOCK=random:SEED``, default 0), so a failure reproduces.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._now = 0.0
+
+    def __call__(self) -> float:
+        self._now += 10.0 ** self._rng.uniform(-7.0, -1.0)
+        return self._now
+
+
+_random_clock: _RandomClock | None = None
+
+
+def clock() -> float:
+    """Seconds from a monotonic clock, for timing: :func:`time.perf_counter`.
+
+    With ``COMPRESSKIT_CLOCK=random`` (or ``random:SEED``) in the environment, a random clock
+    instead (``_RandomClock``): the course's tests run every chapter under it to prove that
+    no chapter asserts a timing, only shows it and judges it.
+    """
+    global _random_clock
+    setting = os.environ.get(CLOCK_ENV, "")
+    if not setting:
+        return time.perf_counter()
+    kind, _, seed = setting.partition(":")
+    if kind != "random" or (seed and not seed.isdigit()):
+        raise ValueError(f"`{CLOCK_ENV}` must be unset, 'random' or 'random:SEED'; got {setting!r}")
+    if _random_clock is None:
+        _random_clock = _RandomClock(int(seed or 0))
+    return _random_clock()
+
+
+def clock_is_random() -> bool:
+    """True when :func:`clock` is the random test clock, so timings mean nothing."""
+    return os.environ.get(CLOCK_ENV, "").startswith("random")
+
 @dataclass(frozen=True)
 class Latency:
     """Seconds per call: the median, and the quartiles that show how noisy it was."""
@@ -192,9 +241,9 @@ def measure_latency(fn: nn.Module | Callable[..., Any], *args: Any, warmup: int 
         for _ in range(warmup):
             call(*args)
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = clock()
             call(*args)
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     return _summarize(times)
 
 
@@ -222,12 +271,12 @@ def latency_ratio(
             call_a(*args)
             call_b(*args_b)
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = clock()
             call_a(*args)
-            times_a.append(time.perf_counter() - start)
-            start = time.perf_counter()
+            times_a.append(clock() - start)
+            start = clock()
             call_b(*args_b)
-            times_b.append(time.perf_counter() - start)
+            times_b.append(clock() - start)
     lat_a, lat_b = _summarize(times_a), _summarize(times_b)
     return LatencyRatio(ratio=lat_a.median / lat_b.median, a=lat_a, b=lat_b)
 
