@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from compresskit._validation import check_int, check_module, check_real
+from compresskit._validation import check_int, check_module, check_real, check_tensor
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[nn.Module, int], None]
@@ -44,6 +44,19 @@ def default_device() -> torch.device:
 def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The default ``loss_fn``: cross-entropy of the model's logits against labels."""
     return nn.functional.cross_entropy(model(x), y)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets: mean over the batch of -sum_k q_k log softmax(z)_k.
+
+    ``logits`` z and ``targets`` q are (N, K); each row of q is a probability distribution (a
+    teacher's, in distillation). With one-hot q it equals ``F.cross_entropy(z, labels)``.
+    """
+    check_tensor("logits", logits, ndim=2, floating=True)
+    check_tensor("targets", targets, ndim=2, floating=True)
+    if targets.shape != logits.shape:
+        raise ValueError(f"`targets` must have the shape of `logits` {tuple(logits.shape)}; got {tuple(targets.shape)}")
+    return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 def fit(

@@ -108,3 +108,17 @@ def test_validation_does_not_change_the_training_batches():
 
     _, va, _ = _loaders()
     assert torch.equal(weights(None), weights(va))
+
+
+def test_soft_cross_entropy_equals_torch_for_soft_and_one_hot_targets():
+    logits = torch.randn(6, 4)
+    soft = torch.softmax(torch.randn(6, 4), dim=1)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    torch.testing.assert_close(train.soft_cross_entropy(logits, soft), torch.nn.functional.cross_entropy(logits, soft))
+    one_hot = torch.nn.functional.one_hot(labels, 4).float()
+    torch.testing.assert_close(train.soft_cross_entropy(logits, one_hot), torch.nn.functional.cross_entropy(logits, labels))
+
+
+def test_soft_cross_entropy_refuses_mismatched_targets():
+    with pytest.raises(ValueError, match=r"`targets` must have the shape of `logits` \(6, 4\); got \(6, 3\)"):
+        train.soft_cross_entropy(torch.randn(6, 4), torch.rand(6, 3))

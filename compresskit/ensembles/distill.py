@@ -30,7 +30,7 @@ from torch import nn
 
 from compresskit._validation import check_array, check_int, check_real
 from compresskit.models import mlp
-from compresskit.train import fit
+from compresskit.train import fit, soft_cross_entropy
 
 
 def munge(
@@ -90,11 +90,6 @@ class ShuffledBatches:
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             yield self.X[rows], rows
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Eq. (2): mean over the batch of -sum_k q_k log softmax(logits)_k; targets rows sum to 1."""
-    return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 def distill_ensemble(
