@@ -13,7 +13,7 @@ import torch
 from benchmarks import torch_threads
 from compresskit import data, measure, models, train
 from compresskit.quantization import IntegerMLP, quantize_weights, weight_bytes
-from compresskit.quantization import onnx as qonnx
+from compresskit.quantization import ort
 
 HIDDEN = (1024, 1024)
 EPOCHS = 5
@@ -31,11 +31,11 @@ def run() -> str:
         model = _trained_model()
     X, y = data.load_digits_split().tensors("test")
     calibration = data.calibration_batch(256)
-    fp32_onnx = qonnx.export_onnx(model, X[:1])
-    int8_onnx = qonnx.quantize_onnx(fp32_onnx, calibration)
+    fp32_onnx = ort.export_onnx(model, X[:1])
+    int8_onnx = ort.quantize_onnx(fp32_onnx, calibration)
     ours = IntegerMLP.from_float(model, calibration)
     acc_fp32 = measure.accuracy(model, X, y)
-    int8_pred = qonnx.ort_predict(qonnx.ort_session(int8_onnx, 1), X)
+    int8_pred = ort.ort_predict(ort.ort_session(int8_onnx, 1), X)
     acc_int8 = (int8_pred == y).double().mean().item()
     agree = (int8_pred == ours(X).argmax(1)).double().mean().item()
     _, stored = quantize_weights(model, 8, "symmetric", per_channel=True)
@@ -44,12 +44,12 @@ def run() -> str:
     rows = []
     for threads in sorted({1, torch.get_num_threads()}):
         with torch_threads(threads):
-            fp32_session, int8_session = qonnx.ort_session(fp32_onnx, threads), qonnx.ort_session(int8_onnx, threads)
+            fp32_session, int8_session = ort.ort_session(fp32_onnx, threads), ort.ort_session(int8_onnx, threads)
             for batch in (1, 256):
                 xb = calibration[:batch]
                 xn = xb.numpy()
-                vs_torch = measure.latency_ratio(model, lambda a: qonnx.ort_logits(int8_session, a), xb, args_b=(xn,), warmup=20, repeats=200 if batch == 1 else 60)
-                vs_ort = measure.latency_ratio(lambda a: qonnx.ort_logits(fp32_session, a), lambda a: qonnx.ort_logits(int8_session, a), xn, warmup=20, repeats=200 if batch == 1 else 60)
+                vs_torch = measure.latency_ratio(model, lambda a: ort.ort_logits(int8_session, a), xb, args_b=(xn,), warmup=20, repeats=200 if batch == 1 else 60)
+                vs_ort = measure.latency_ratio(lambda a: ort.ort_logits(fp32_session, a), lambda a: ort.ort_logits(int8_session, a), xn, warmup=20, repeats=200 if batch == 1 else 60)
                 rows.append(
                     f"| {threads} | {batch} | {vs_torch.a.median * 1e3:.3f} | {vs_torch.b.median * 1e3:.3f} | "
                     f"**{vs_torch.ratio:.2f}x** | {vs_torch.q1_ratio:.2f}x | {vs_ort.ratio:.2f}x |"

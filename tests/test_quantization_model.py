@@ -139,31 +139,31 @@ def test_activation_helpers(trained):
 # --- ONNX Runtime ------------------------------------------------------------------------
 
 def test_importing_compresskit_does_not_import_onnx():
-    code = "import sys, compresskit.quantization, compresskit.quantization.onnx; print('onnx' in sys.modules, 'onnxruntime' in sys.modules)"
+    code = "import sys, compresskit.quantization, compresskit.quantization.ort; print('onnx' in sys.modules, 'onnxruntime' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 
 
 def test_onnx_runtime_fp32_and_int8_match_ours(trained):
     pytest.importorskip("onnxruntime")
-    from compresskit.quantization import onnx as qonnx
+    from compresskit.quantization import ort
 
     model, X, y = trained
-    fp32 = qonnx.export_onnx(model, X[:1])
-    session = qonnx.ort_session(fp32)
+    fp32 = ort.export_onnx(model, X[:1])
+    session = ort.ort_session(fp32)
     with torch.no_grad():
-        assert torch.allclose(torch.from_numpy(qonnx.ort_logits(session, X)), model(X), atol=1e-4)
+        assert torch.allclose(torch.from_numpy(ort.ort_logits(session, X)), model(X), atol=1e-4)
     calibration = data.calibration_batch(256)
-    int8 = qonnx.quantize_onnx(fp32, calibration)
+    int8 = ort.quantize_onnx(fp32, calibration)
     assert len(int8) < 0.35 * len(fp32)
     ours = IntegerMLP.from_float(model, calibration)(X).argmax(1)
-    theirs = qonnx.ort_predict(qonnx.ort_session(int8), X)
+    theirs = ort.ort_predict(ort.ort_session(int8), X)
     assert (ours == theirs).double().mean() >= 0.98
     with pytest.raises(TypeError, match="`onnx_model` must be the bytes"):
-        qonnx.quantize_onnx("model.onnx", calibration)
+        ort.quantize_onnx("model.onnx", calibration)
     spinning = "session.intra_op.allow_spinning"
     assert session.get_session_options().get_session_config_entry(spinning) == "0"
-    assert qonnx.ort_session(fp32, allow_spinning=True).get_session_options().get_session_config_entry(spinning) == "1"
+    assert ort.ort_session(fp32, allow_spinning=True).get_session_options().get_session_config_entry(spinning) == "1"
 
 
 def test_quantize_weights_bad_input(trained):

@@ -10,7 +10,7 @@ One module per method family, each readable on its own:
 * :mod:`.floating`: fp16 / bf16 and fixed-point Qm.n.
 * :mod:`.ptq`: post-training quantization of a whole model and the bytes it saves.
 * :mod:`.integer`: integer-only inference of an MLP (Jacob et al. 2018).
-* :mod:`.onnx`: export to ONNX and a real int8 speed-up in ONNX Runtime (imports onnx lazily).
+* :mod:`.ort`: export to ONNX and a real int8 speed-up in ONNX Runtime (imports onnx lazily).
 
 PyTorch's own ``torch.ao.quantization`` is deprecated (it warns that it will be removed);
 the tests use its observers only to check that our parameters are the same.
