@@ -27,3 +27,11 @@ def test_every_benchmark_module_has_run():
     assert {"bench_notebooks", "bench_pruning", "bench_quantization", "bench_ensembles"} <= set(names)
     for name in names:
         assert callable(importlib.import_module(f"benchmarks.{name}").run)
+
+
+def test_notebook_budget_verdicts():
+    from benchmarks.bench_notebooks import COURSE_BUDGET_S, NOTEBOOK_BUDGET_S, met
+
+    assert (NOTEBOOK_BUDGET_S, COURSE_BUDGET_S) == (30.0, 180.0)
+    assert met(29.9, 30) == "< 30 s (met)"
+    assert met(30.0, 30) == "< 30 s (NOT met)"
