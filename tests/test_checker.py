@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from compresskit.course import checker
 from compresskit.course.checker import Case, check_function, check_value, close
 
 
@@ -40,12 +41,55 @@ def test_learner_exception_is_reported_not_raised(capsys):
     assert "raised AttributeError" in capsys.readouterr().out
 
 
-def test_learner_cannot_change_the_reference_input():
-    def mutating(x, k=1):
-        x.mul_(0)
-        return x * k
+# The cloning tests share ONE input object across cases, as a checker's module-level cases
+# do: the reference runs first in each case, so a test with a fresh input per case would
+# pass with cloning removed. Each is proven to fail without cloning below.
+def _scales_in_place(x, k=1):
+    """A right answer that writes into its input: x *= k, returned."""
+    return x.mul_(k)
 
-    assert check_function(mutating, reference, CASES) is False
+
+def _doubles_in_place_then_flattens(x):
+    """A wrong answer (2x) that writes into its input."""
+    return x.mul_(2).reshape(-1)
+
+
+def _flatten(x):
+    """A reference whose result is a view of its input, as reshape, transpose or slicing give."""
+    return x.reshape(-1)
+
+
+def _learner_mutates_the_shared_input():
+    shared = torch.tensor([1.0, 2.0])
+    cases = [Case("k=2", (shared,), {"k": 2}), Case("k=3", (shared,), {"k": 3})]
+    accepted = check_function(_scales_in_place, reference, cases)
+    return accepted, shared
+
+
+def _learner_mutates_what_the_reference_returned():
+    shared = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    cases = [Case("2x2", (shared,)), Case("the same 2x2 again", (shared,))]
+    return check_function(_doubles_in_place_then_flattens, _flatten, cases)
+
+
+def test_learner_cannot_change_the_cases_input():
+    accepted, shared = _learner_mutates_the_shared_input()
+    assert accepted is True  # its values are right for the input it was given
+    assert shared.tolist() == [1.0, 2.0]  # and the next case (or the next run) sees the input unchanged
+
+
+def test_learner_cannot_change_what_the_reference_returned():
+    # Without a clone, the reference's view and the learner's answer are the same memory:
+    # the learner's doubling would change the expected value too and pass.
+    assert check_function(_doubles_in_place_then_flattens, _flatten, [Case("2x2", (torch.ones(2, 2),))]) is False
+    assert _learner_mutates_what_the_reference_returned() is False
+
+
+def test_the_cloning_tests_fail_without_cloning(monkeypatch):
+    monkeypatch.setattr(checker, "_clone", lambda value: value)
+    accepted, shared = _learner_mutates_the_shared_input()
+    assert shared.tolist() != [1.0, 2.0]  # the shared input is changed: the first test would fail
+    assert _learner_mutates_what_the_reference_returned() is True  # the wrong answer passes: the second would fail
 
 
 def test_expected_errors(capsys):
