@@ -1,7 +1,11 @@
-"""Chapter 1's exercise checkers: each accepts a correct answer, rejects plausible wrong ones
-(printing the failing case), and reports an untouched stub as not attempted."""
+"""Chapter 1's exercise checkers: each accepts an independent worked answer, rejects the wrong
+answers a learner plausibly writes (each with a line that names the mistake), and reports an
+untouched stub as not attempted."""
 
 from __future__ import annotations
+
+import copy
+import math
 
 import numpy as np
 import pytest
@@ -9,37 +13,57 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
-from compresskit import measure
+from compresskit import measure, models
 from compresskit.course.exercises import concepts
 
 
-# --- worked answers, as a learner would write them (the same as solutions/01_concepts.ipynb)
+# --- worked answers, written without the checkers' references (measure.*) -------------------
 
 def count_nonzero(model: nn.Module) -> int:
-    return sum(int((p != 0).sum()) for p in model.parameters())
+    """Parameters as named; a pruned `X_orig` is multiplied by its `X_mask` buffer by hand."""
+    total = 0
+    for name, p in model.named_parameters():
+        if name.endswith("_orig"):
+            owner, _, attr = name.rpartition(".")
+            mask_name = f"{owner}.{attr[:-len('_orig')]}_mask" if owner else f"{attr[:-len('_orig')]}_mask"
+            p = p * model.get_buffer(mask_name)
+        total += int((p != 0).sum())
+    return total
 
 
 def tensor_bytes(numel: int, dtype: torch.dtype) -> int:
     if numel < 0:
         raise ValueError(f"`numel` must be >= 0; got {numel}")
-    return numel * dtype.itemsize
+    bits = torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits
+    return numel * bits // 8
+
+
+def conv_formula(layer: nn.Module, input_shape: tuple[int, ...], *, groups: bool = True, stride: bool = True,
+                 padding: bool = True, rounding=math.floor, positions: bool = True, bias: bool = False) -> int:
+    """The shape formula of exercise 3; switching a part off gives a learner's mistake."""
+    if isinstance(layer, nn.Linear):
+        return layer.in_features * layer.out_features + (layer.out_features if bias else 0)
+    c_in, h, w = input_shape
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    sh, sw = (sh, sw) if stride else (1, 1)
+    ph, pw = (ph, pw) if padding else (0, 0)
+    h_out = rounding((h + 2 * ph - kh) / sh) + 1
+    w_out = rounding((w + 2 * pw - kw) / sw) + 1
+    outputs = layer.out_channels * (h_out * w_out if positions else 1)
+    per_output = (c_in // layer.groups if groups else c_in) * kh * kw
+    return outputs * per_output + (outputs if bias else 0)
 
 
 def layer_macs(layer: nn.Module, input_shape: tuple[int, ...]) -> int:
-    if isinstance(layer, nn.Linear):
-        return layer.in_features * layer.out_features
-    c_in, h, w = input_shape
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
-    h_out = (h + 2 * ph - kh) // sh + 1
-    w_out = (w + 2 * pw - kw) // sw + 1
-    return layer.out_channels * h_out * w_out * (c_in // layer.groups) * kh * kw
+    return conv_formula(layer, input_shape)
 
 
 def ratio_and_saving(before: float, after: float) -> tuple[float, float]:
     if before <= 0 or after <= 0:
         raise ValueError(f"`before` and `after` must be > 0; got {before} and {after}")
-    return before / after, 1 - after / before
+    return before / after, (before - after) / before
 
 
 def stub(*args):
@@ -84,22 +108,59 @@ def test_checker_refuses_something_that_is_not_a_function(capsys):
     assert "expected a function" in capsys.readouterr().out
 
 
-# --- plausible wrong answers, and the line that tells the learner -------------------------
+# --- exercise 1: count_nonzero ----------------------------------------------------------------
+
+MASKED = "an MLP pruned with torch.nn.utils.prune, mask still attached"
+
+
+def test_count_nonzero_rejects_model_parameters_on_a_masked_model(capsys):
+    """The hint of old recommended this; it counts `weight_orig`, which has no zeros from the mask."""
+    def via_parameters(model):
+        return sum(int((p != 0).sum()) for p in model.parameters())
+
+    assert concepts.check_count_nonzero(via_parameters) is False
+    out = capsys.readouterr().out
+    assert f"{MASKED}: expected 1226, got 1738: that counts `weight_orig`" in out
+    assert "1 of 6 checks failed" in out  # right on every model without a mask
+    assert "getattr(module, 'weight')" in out  # the hint shows the way
+
 
 def test_count_nonzero_rejects_counting_every_parameter(capsys):
     assert concepts.check_count_nonzero(measure.count_parameters) is False
     out = capsys.readouterr().out
-    assert "an MLP pruned to 70% zeros" in out
-    assert "a Linear(4, 3) that is all zeros: expected 0, got 15" in out
+    assert "a Linear(4, 3) that is all zeros: expected 0, got 15: that is every parameter, zeros included" in out
     assert "the digits MLP (no zeros)" not in out  # right there: no zeros to miss
 
 
 def test_count_nonzero_rejects_counting_only_positive_weights(capsys):
     def positives(model):
-        return sum(int((p > 0).sum()) for p in model.parameters())
+        return sum(int((p > 0).sum()) for _, p in measure.effective_parameters(model))
 
     assert concepts.check_count_nonzero(positives) is False
-    assert "the digits MLP (no zeros): expected 85002, got" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the digits MLP (no zeros): expected 85002, got" in out
+    assert "that counts only the positive entries" in out
+
+
+def test_count_nonzero_rejects_forgetting_the_biases(capsys):
+    def weights_only(model):
+        return sum(int((m.weight != 0).sum()) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+
+    assert concepts.check_count_nonzero(weights_only) is False
+    out = capsys.readouterr().out
+    assert "the digits MLP (no zeros): expected 85002, got 84480: that leaves out the biases" in out
+    assert ("the digits CNN (BatchNorm has parameters too): expected 9978, got 9872: that counts only the "
+            "weights of Linear and Conv layers") in out
+
+
+def test_count_nonzero_rejects_counting_the_state_dict(capsys):
+    def state_dict_entries(model):
+        return sum(int((t != 0).sum()) for t in model.state_dict().values())
+
+    assert concepts.check_count_nonzero(state_dict_entries) is False
+    out = capsys.readouterr().out
+    assert "the digits CNN (BatchNorm has parameters too): expected 9978, got" in out
+    assert "buffers included" in out
 
 
 def test_count_nonzero_rejects_a_float_count(capsys):
@@ -110,12 +171,48 @@ def test_count_nonzero_rejects_a_float_count(capsys):
     assert "expected an int, got float" in capsys.readouterr().out
 
 
-def test_count_nonzero_accepts_an_integer_tensor(capsys):
+def test_count_nonzero_accepts_an_integer_tensor_and_the_forward_weights(capsys):
     def as_tensor(model):
-        return sum((p != 0).sum() for p in model.parameters())
+        total = torch.tensor(0)
+        for module in model.modules():
+            for name, p in module.named_parameters(recurse=False):
+                if name.endswith("_orig"):
+                    p = getattr(module, name[: -len("_orig")])
+                total = total + (p != 0).sum()
+        return total
 
     assert concepts.check_count_nonzero(as_tensor) is True
 
+
+def test_the_masked_case_really_holds_a_mask():
+    """The case that catches `weight_orig` is a model whose mask is still attached."""
+    model = concepts._masked()
+    assert prune.is_pruned(model)
+    assert {"fc1.weight_orig", "fc2.weight_orig"} <= {n for n, _ in model.named_parameters()}
+    assert count_nonzero(model) == measure.count_nonzero(model) < sum(int((p != 0).sum()) for p in model.parameters())
+    copy.deepcopy(model)  # the checker clones each input
+
+
+def test_count_nonzero_checker_does_not_let_the_learner_change_its_models(monkeypatch):
+    """The checker hands the learner a copy: a function that zeroes its model leaves the
+    checker's own model as it was (without the copy this test fails)."""
+    shared = models.mlp(seed=0)
+    before = {k: v.clone() for k, v in shared.state_dict().items()}
+    real_mlp = models.mlp
+    monkeypatch.setattr(concepts.models, "mlp", lambda *a, **k: shared if not a and not k else real_mlp(*a, **k))
+
+    def destructive(model):
+        n = count_nonzero(model)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()
+        return n
+
+    assert concepts.check_count_nonzero(destructive) is True
+    assert all(torch.equal(before[k], v) for k, v in shared.state_dict().items())
+
+
+# --- exercise 2: tensor_bytes -----------------------------------------------------------------
 
 def test_tensor_bytes_rejects_four_bytes_for_everything(capsys):
     def always_four(numel, dtype):
@@ -125,8 +222,38 @@ def test_tensor_bytes_rejects_four_bytes_for_everything(capsys):
 
     assert concepts.check_tensor_bytes(always_four) is False
     out = capsys.readouterr().out
-    assert "1000 int8: expected 1000, got 4000" in out
+    assert "1000 int8: expected 1000, got 4000: that is 4 bytes per element whatever the dtype" in out
     assert "1000 float32" not in out
+
+
+def test_tensor_bytes_rejects_bits(capsys):
+    def bits(numel, dtype):
+        if numel < 0:
+            raise ValueError("negative")
+        return numel * (torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits)
+
+    assert concepts.check_tensor_bytes(bits) is False
+    assert "1000 float32: expected 4000, got 32000: that is bits, not bytes" in capsys.readouterr().out
+
+
+def test_tensor_bytes_rejects_the_number_of_elements(capsys):
+    def elements(numel, dtype):
+        if numel < 0:
+            raise ValueError("negative")
+        return torch.zeros(numel, dtype=dtype).numel()
+
+    assert concepts.check_tensor_bytes(elements) is False
+    assert "1000 float16: expected 2000, got 1000: that is the number of elements" in capsys.readouterr().out
+
+
+def test_tensor_bytes_rejects_a_float_from_true_division(capsys):
+    def true_division(numel, dtype):
+        if numel < 0:
+            raise ValueError("negative")
+        return numel * torch.finfo(dtype).bits / 8 if dtype.is_floating_point else numel * torch.iinfo(dtype).bits / 8
+
+    assert concepts.check_tensor_bytes(true_division) is False
+    assert "1000 float32: expected an int, got float 4000.0" in capsys.readouterr().out
 
 
 def test_tensor_bytes_rejects_an_answer_off_by_a_few_bytes(capsys):
@@ -146,34 +273,31 @@ def test_tensor_bytes_requires_the_error_on_negative_numel(capsys):
     assert "numel = -1: expected ValueError, but nothing was raised" in capsys.readouterr().out
 
 
-def test_layer_macs_rejects_ignoring_groups(capsys):
-    def no_groups(layer, input_shape):
-        if isinstance(layer, nn.Conv2d):
-            layer.groups = 1  # the learner's formula forgets groups
-        return layer_macs(layer, input_shape)
+# --- exercise 3: layer_macs -------------------------------------------------------------------
 
-    assert concepts.check_layer_macs(no_groups) is False
-    out = capsys.readouterr().out
-    assert "(depthwise) on 32x8x8: expected 18432, got 589824" in out
-    assert "groups=4" in out
+@pytest.mark.parametrize("mistake, line", [
+    (dict(groups=False), "(depthwise) on 32x8x8: expected 18432, got 589824: that ignores `groups`"),
+    (dict(stride=False), "Conv2d(16, 32, 3, stride=2, padding=1) on 16x8x8: expected 73728, got 294912: that ignores `stride`"),
+    (dict(padding=False), "Conv2d(1, 16, 3, padding=1) on 1x8x8: expected 9216, got 5184: that ignores `padding`"),
+    (dict(rounding=math.ceil), "Conv2d(16, 32, 3, stride=2, padding=1) on 16x8x8: expected 73728, got 115200: that rounds the output size up"),
+    (dict(positions=False), "Conv2d(1, 16, 3, padding=1) on 1x8x8: expected 9216, got 144: that is one output position"),
+    (dict(bias=True), "Linear(64, 256): expected 16384, got 16640: that adds the bias"),
+])
+def test_layer_macs_rejects_a_formula_with_one_part_wrong(mistake, line, capsys):
+    def wrong(layer, input_shape):
+        return conv_formula(layer, input_shape, **mistake)
 
-
-def test_layer_macs_rejects_ignoring_stride(capsys):
-    def no_stride(layer, input_shape):
-        if isinstance(layer, nn.Conv2d):
-            layer.stride = (1, 1)
-        return layer_macs(layer, input_shape)
-
-    assert concepts.check_layer_macs(no_stride) is False
-    out = capsys.readouterr().out
-    assert "stride=2" in out and "stride=(2, 1)" in out
+    assert concepts.check_layer_macs(wrong) is False
+    assert line in capsys.readouterr().out
 
 
 def test_layer_macs_rejects_flops(capsys):
     """FLOPs are 2 per MAC: a FLOP count is a classic wrong answer."""
     assert concepts.check_layer_macs(lambda layer, shape: 2 * layer_macs(layer, shape)) is False
-    assert "Linear(64, 256): expected 16384, got 32768" in capsys.readouterr().out
+    assert "Linear(64, 256): expected 16384, got 32768: that is FLOPs" in capsys.readouterr().out
 
+
+# --- exercise 4: ratio_and_saving ---------------------------------------------------------------
 
 def test_ratio_and_saving_rejects_the_inverted_ratio(capsys):
     def inverted(before, after):
@@ -181,15 +305,43 @@ def test_ratio_and_saving_rejects_the_inverted_ratio(capsys):
         return 1 / ratio, saving
 
     assert concepts.check_ratio_and_saving(inverted) is False
-    assert "fp32 -> int8 bytes: 4000 -> 1000: item 0: expected 4.0, got 0.25" in capsys.readouterr().out
+    assert ("fp32 -> int8 bytes: 4000 -> 1000: ratio: expected 4.0, got 0.25: that is after / before"
+            in capsys.readouterr().out)
 
 
-def test_ratio_and_saving_rejects_saving_as_after_over_before(capsys):
+def test_ratio_and_saving_rejects_the_fraction_kept(capsys):
     def kept_not_saved(before, after):
-        return before / after, after / before
+        return ratio_and_saving(before, after)[0], after / before
 
     assert concepts.check_ratio_and_saving(kept_not_saved) is False
-    assert "item 1: expected 0.75, got 0.25" in capsys.readouterr().out
+    assert "saving: expected 0.75, got 0.25: that is the fraction kept" in capsys.readouterr().out
+
+
+def test_ratio_and_saving_rejects_a_percentage(capsys):
+    def percent(before, after):
+        ratio, saving = ratio_and_saving(before, after)
+        return ratio, 100 * saving
+
+    assert concepts.check_ratio_and_saving(percent) is False
+    assert "saving: expected 0.75, got 75.0: that is a percentage" in capsys.readouterr().out
+
+
+def test_ratio_and_saving_rejects_dividing_by_after(capsys):
+    def per_after(before, after):
+        return ratio_and_saving(before, after)[0], (before - after) / after
+
+    assert concepts.check_ratio_and_saving(per_after) is False
+    assert "saving: expected 0.75, got 3.0: that divides by `after`" in capsys.readouterr().out
+
+
+def test_ratio_and_saving_rejects_dropping_the_sign(capsys):
+    def absolute(before, after):
+        ratio, saving = ratio_and_saving(before, after)
+        return ratio, abs(saving)
+
+    assert concepts.check_ratio_and_saving(absolute) is False
+    out = capsys.readouterr().out
+    assert "it got bigger: 2.0 -> 3.0: saving: expected -0.5, got 0.5: a model that got bigger" in out
 
 
 def test_ratio_and_saving_requires_errors_on_non_positive_input(capsys):
@@ -200,6 +352,64 @@ def test_ratio_and_saving_requires_errors_on_non_positive_input(capsys):
     out = capsys.readouterr().out
     assert "after = 0: expected ValueError, got ZeroDivisionError" in out
     assert "before = -1: expected ValueError, but nothing was raised" in out
+
+
+# --- exercise 4, second part: the int8 file and "saves a third" --------------------------------
+
+FILE_BYTES = {"float32": 342741, "float16": 172565, "int8 + scales": 89087}
+
+
+def worked_int8_claims(file_bytes):
+    fp32, int8 = file_bytes["float32"], file_bytes["int8 + scales"]
+    return fp32 / int8, (fp32 - int8) / fp32, 1 / (1 - 1 / 3)
+
+
+def test_int8_claims_accepts_the_worked_answer(capsys):
+    assert concepts.check_int8_claims(FILE_BYTES, *worked_int8_claims(FILE_BYTES)) is True
+    out = capsys.readouterr().out
+    assert out.count("correct") == 3
+
+
+def test_int8_claims_depend_on_the_file_bytes_given(capsys):
+    """The expected ratio is computed from the learner's `file_bytes`, not stored."""
+    other = {"float32": 4000, "int8 + scales": 1100}
+    assert concepts.check_int8_claims(other, *worked_int8_claims(other)) is True
+    assert concepts.check_int8_claims(other, *worked_int8_claims(FILE_BYTES)) is False
+
+
+def test_int8_claims_reports_stubs_as_not_attempted(capsys):
+    assert concepts.check_int8_claims(FILE_BYTES, ..., ..., ...) is False
+    assert capsys.readouterr().out.count("not attempted yet") == 3
+
+
+@pytest.mark.parametrize("answer, line", [
+    ((89087 / 342741, None, None), "int8_ratio: expected 3.84726"),
+    ((4.0, None, None), "got 4.0: 4.0 is the ratio of the raw numbers"),
+    ((None, 89087 / 342741, None), "int8_saving: expected 0.74007"),
+    ((None, 100 * (1 - 89087 / 342741), None), "that is a percentage"),
+    ((None, None, 3.0), "third_ratio: expected 1.5, got 3.0: 'a third' is the saving, not the ratio"),
+    ((None, None, 4 / 3), "1 + 1/3 is not it"),
+    ((None, None, 2 / 3), "that is the fraction kept (after / before): the ratio is its inverse"),
+])
+def test_int8_claims_rejects_plausible_mistakes(answer, line, capsys):
+    right = worked_int8_claims(FILE_BYTES)
+    given_ = [r if a is None else a for a, r in zip(answer, right)]
+    assert concepts.check_int8_claims(FILE_BYTES, *given_) is False
+    out = capsys.readouterr().out
+    assert line in out
+    assert out.count("correct") == 2  # the other two values are still accepted
+
+
+def test_int8_claims_names_the_inverted_ratio(capsys):
+    concepts.check_int8_claims(FILE_BYTES, 89087 / 342741, 0.7, 1.5)
+    out = capsys.readouterr().out
+    assert "that is after / before" in out
+    assert "int8_saving: expected 0.74007" in out and "int8_saving: correct" not in out
+
+
+def test_int8_claims_refuses_something_that_is_not_the_file_bytes(capsys):
+    assert concepts.check_int8_claims({"float32": 1}, 4.0, 0.75, 1.5) is False
+    assert "`file_bytes` must be the dict of section 2.3" in capsys.readouterr().out
 
 
 # --- the references agree with independent computations -------------------------------------
@@ -248,17 +458,12 @@ def test_exact_count():
     assert "expected an int, got Tensor" in concepts.exact_count(3, torch.tensor(3.0))
 
 
-def test_checkers_give_each_case_fresh_models():
-    """A learner's function that zeroes the model it is given must not change what the
-    reference sees (the checker clones every input)."""
-    def destructive(model):
-        n = count_nonzero(model)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.zero_()
-        return n
-
-    assert concepts.check_count_nonzero(destructive) is True
+def test_naming_mistakes_names_only_a_mistake_that_matches_and_is_wrong():
+    compare = concepts.naming_mistakes(concepts.exact_count)
+    expected = concepts.Expected(4, mistakes=((4, "not a mistake here"), (8, "doubled"), (8, "doubled again")))
+    assert compare(expected, 4) is None
+    assert compare(expected, 8) == "expected 4, got 8: doubled"
+    assert compare(expected, 5) == "expected 4, got 5"
 
 
 @settings(max_examples=40, deadline=None)
