@@ -143,7 +143,27 @@ def test_quantize_gives_real_integer_tensors():
     assert quantize_tensor(x, 16, "affine").q.dtype == torch.int32
     qt = quantize_tensor(x, 8, "symmetric", axis=0)
     assert qt.scale.shape == (10,) and qt.zero_point.shape == (10,)
-    assert torch.equal(dequantize(qt.q, qt.scale, qt.zero_point, axis=0), qt.dequantize())
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_dequantize_per_channel_equals_torch(axis):
+    w = torch.randn(6, 5, generator=torch.Generator().manual_seed(3)) * torch.arange(1, 7).float()[:, None]
+    scale, zp = calculate_qparams(*tensor_range(w, axis), -128, 127, "affine")
+    theirs = torch.quantize_per_channel(w, scale.double(), zp, axis, torch.qint8)
+    ours = quantize(w, scale, zp, -128, 127, axis=axis)
+    assert torch.equal(ours, theirs.int_repr())
+    assert torch.equal(dequantize(ours, scale, zp, axis=axis), torch.dequantize(theirs))
+
+
+def test_dequantize_per_tensor_equals_torch():
+    x = torch.randn(50, generator=torch.Generator().manual_seed(4)) * 2 + 0.3
+    scale, zp = calculate_qparams(*tensor_range(x), 0, 255, "affine")
+    theirs = torch.quantize_per_tensor(x, float(scale), int(zp), torch.quint8)
+    ours = quantize(x, scale, zp, 0, 255)
+    assert torch.equal(ours, theirs.int_repr())
+    assert torch.equal(dequantize(ours, scale, zp), torch.dequantize(theirs))
+    # and by hand, one value: q = 255 stands for scale * (255 - zero_point)
+    assert dequantize(torch.tensor([255], dtype=torch.uint8), scale, zp).item() == pytest.approx(float(scale) * (255 - int(zp)))
 
 
 @settings(max_examples=40, deadline=None)

@@ -82,6 +82,39 @@ def test_entropy_calibration_clips_outliers_but_not_uniform_data():
     assert lo == -hi
 
 
+def _brute_force_kl(x: np.ndarray, levels: int, num_bins: int) -> tuple[np.ndarray, dict[int, float]]:
+    """Migacz (GTC 2017), written out group by group: for every candidate threshold bin i,
+    P = the first i bins with the rest added to bin i - 1, Q = those i bins merged into
+    `levels` groups (the last takes the remainder) and spread evenly over each group's
+    non-empty bins; KL(P || Q) by scipy. Returns the bin edges and KL for each i."""
+    hist, edges = np.histogram(np.abs(x), bins=num_bins, range=(0.0, float(np.abs(x).max())))
+    kl = {}
+    for i in range(levels, num_bins + 1):
+        p = hist[:i].astype(float)
+        p[-1] += hist[i:].sum()
+        q = np.zeros(i)
+        width = i // levels
+        for j in range(levels):
+            start, stop = j * width, (i if j == levels - 1 else (j + 1) * width)
+            nonempty = start + np.flatnonzero(hist[start:stop])
+            if len(nonempty):
+                q[nonempty] = hist[start:stop].sum() / len(nonempty)
+        kl[i] = float(entropy(p, q)) if np.all(q[p > 0] > 0) else np.inf  # scipy normalises both
+    return edges, kl
+
+
+@pytest.mark.parametrize("bits, num_bins, seed", [(8, 512, 0), (4, 256, 1), (5, 512, 2)])
+def test_entropy_threshold_is_the_brute_force_kl_minimum(bits, num_bins, seed):
+    g = torch.Generator().manual_seed(seed)
+    heavy = torch.cat([torch.randn(5000, generator=g).abs(), torch.rand(3, generator=g) * 30 + 10])
+    t = entropy_threshold(heavy, bits=bits, num_bins=num_bins)
+    edges, kl = _brute_force_kl(heavy.numpy(), 2 ** (bits - 1), num_bins)
+    chosen = int(np.argmin(np.abs(edges - t)))
+    assert edges[chosen] == pytest.approx(t)  # the threshold is a bin edge
+    assert kl[chosen] <= min(kl.values()) + 1e-9  # and the edge where KL, computed independently, is smallest
+    assert t < float(heavy.max())  # the outliers are clipped
+
+
 def test_clipping_trades_the_outlier_for_a_finer_grid_on_the_bulk():
     g = torch.Generator().manual_seed(1)
     bulk = torch.randn(20000, generator=g).abs()
