@@ -44,3 +44,12 @@ def test_near1_drops_the_largest_weights_when_all_are_below_one():
     assert torch.equal(pruned_weights(w, "near1", 0.5)[0], torch.tensor([0.1, 0.0, 0.0, 0.2]))
     with pytest.raises(ValueError, match="`method` must be one of"):
         pruned_weights(w, "norm", 0.5)
+
+
+def test_random_masks_are_not_drawn_from_the_models_init_seed():
+    """models.mlp(seed=0) initialises fc1 from seed 0: a mask drawn from seed 0 too would drop
+    exactly the weights that started most positive, which is not random pruning."""
+    w = models.mlp((512, 512), seed=0).fc1.weight.detach()
+    dropped = w[pruned_weights([w], "random", 0.5)[0] == 0]
+    assert dropped.numel() == w.numel() // 2
+    assert abs(float(dropped.mean())) < 0.05 * float(w.abs().mean())

@@ -19,6 +19,11 @@ from torch import nn
 from compresskit import measure
 from compresskit import pruning
 
+# Random masks are drawn from seeds RANDOM_SEED, RANDOM_SEED + 1, ... (one per layer), not 0, 1, ...:
+# models.mlp(seed=0) draws its first layer's initial weights from seed 0, and a mask drawn from
+# the same seed ranks the weights by their initial values, dropping those that started largest.
+RANDOM_SEED = 100
+
 METHODS = {
     "global magnitude": "global",
     "layer-wise magnitude": "layer",
@@ -34,7 +39,7 @@ def pruned_weights(weights: list[torch.Tensor], method: str, amount: float) -> l
     elif method == "layer":
         masks = [pruning.magnitude_mask(w, amount) for w in weights]
     elif method == "random":
-        masks = [pruning.random_mask(w, amount, seed=i) for i, w in enumerate(weights)]
+        masks = [pruning.random_mask(w, amount, seed=RANDOM_SEED + i) for i, w in enumerate(weights)]
     elif method == "near1":  # drop the weights whose magnitude is closest to 1
         masks = pruning.global_magnitude_masks([(w.abs() - 1).abs() for w in weights], amount)
     else:
