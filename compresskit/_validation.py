@@ -13,13 +13,28 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+__all__ = [
+    "check_amount",
+    "check_array",
+    "check_choice",
+    "check_fraction",
+    "check_int",
+    "check_module",
+    "check_real",
+    "check_seed",
+    "check_tensor",
+    "check_type",
+    "module_device",
+]
+
 
 def _show(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_type(name: str, value: Any, types: type | tuple[type, ...], what: str | None = None) -> None:
@@ -67,6 +82,25 @@ def check_real(
     return value
 
 
+def check_seed(name: str, value: Any) -> int:
+    """A seed for ``torch.manual_seed`` / ``torch.Generator``: an integer in [0, 2**64 - 1]."""
+    return check_int(name, value, 0, 2**64 - 1)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A fraction in [0, 1] given as a float, where an int would read as a count.
+
+    In ``torch.nn.utils.prune`` an int ``amount`` counts weights, so ``1`` means one weight,
+    not all of them. Where a count makes no sense (a sparsity schedule), an int is refused.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be a float fraction in [0, 1] (an int would be a count of weights, as in "
+            f"torch.nn.utils.prune's `amount`, which makes no sense here); got int {value!r}, write {float(value)!r}"
+        )
+    return check_real(name, value, 0.0, 1.0)
+
+
 def check_amount(name: str, amount: Any, total: int) -> int:
     """torch.nn.utils.prune's ``amount``: a float fraction in [0, 1] or an int count in [0, total].
 
@@ -93,7 +127,7 @@ def check_tensor(
 ) -> torch.Tensor:
     """A torch.Tensor with the given number of dimensions, float dtype and finite values."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor; got {type(value).__name__}")
+        raise TypeError(f"`{name}` must be a torch.Tensor; got {type(value).__name__} {_show(value)}")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if value.dim() not in allowed:
@@ -143,5 +177,21 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
 def check_module(name: str, value: Any) -> torch.nn.Module:
     """A torch.nn.Module."""
     if not isinstance(value, torch.nn.Module):
-        raise TypeError(f"`{name}` must be a torch.nn.Module; got {type(value).__name__}")
+        raise TypeError(f"`{name}` must be a torch.nn.Module; got {type(value).__name__} {_show(value)}")
     return value
+
+
+def module_device(name: str, module: Any) -> torch.device:
+    """The device of ``module``'s first parameter, or of its first buffer if it has no parameters.
+
+    A module with neither has no device to run on (it holds no tensors): ValueError.
+    """
+    check_module(name, module)
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    raise ValueError(
+        f"`{name}` must hold at least one parameter or buffer to tell its device; got {type(module).__name__} "
+        "with none (pass `device=` explicitly)"
+    )

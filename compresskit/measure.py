@@ -31,20 +31,40 @@ from torch import nn
 
 from compresskit._validation import check_int, check_module, check_tensor
 
+__all__ = [
+    "CLOCK_ENV",
+    "Latency",
+    "LatencyRatio",
+    "accuracy",
+    "clock",
+    "clock_is_random",
+    "count_macs",
+    "count_nonzero",
+    "count_parameters",
+    "effective_parameters",
+    "latency_ratio",
+    "machine_info",
+    "measure_latency",
+    "serialized_bytes",
+    "sparsity",
+    "tensor_bytes",
+]
 
 # --- size -------------------------------------------------------------------------------
 
 def effective_parameters(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) of every parameter as the forward pass sees it.
 
-    For a pruned parameter, ``name_orig`` is replaced by the masked ``name``.
+    For a pruned parameter, ``name_orig`` is replaced by the masked ``name``, computed as
+    ``name_orig * name_mask`` (the cached ``module.name`` is stale after an optimizer step
+    until the next forward pass).
     """
     check_module("model", model)
     for module_name, module in model.named_modules():
         for name, param in module.named_parameters(recurse=False):
-            if name.endswith("_orig") and hasattr(module, name[: -len("_orig")]):
+            if name.endswith("_orig") and isinstance(getattr(module, f"{name[: -len('_orig')]}_mask", None), torch.Tensor):
                 name = name[: -len("_orig")]
-                param = getattr(module, name)
+                param = param * getattr(module, f"{name}_mask")
             yield (f"{module_name}.{name}" if module_name else name), param
 
 
@@ -213,12 +233,12 @@ class LatencyRatio:
         return self.a.q1 / self.b.q1
 
 
-def _as_callable(fn: nn.Module | Callable[..., Any]) -> Callable[..., Any]:
+def _as_callable(fn: nn.Module | Callable[..., Any], name: str = "fn") -> Callable[..., Any]:
     """A module is timed in eval mode (and left in it): inference, not training, is measured."""
+    if not callable(fn):
+        raise TypeError(f"`{name}` must be an nn.Module or a callable to time; got {type(fn).__name__} {fn!r:.80}")
     if isinstance(fn, nn.Module):
         fn.eval()
-    if not callable(fn):
-        raise TypeError(f"expected an nn.Module or a callable to time; got {type(fn).__name__}")
     return fn
 
 
@@ -233,7 +253,7 @@ def measure_latency(fn: nn.Module | Callable[..., Any], *args: Any, warmup: int 
     The median, not the mean: a single interruption by the operating system makes one call
     slow and drags the mean, while the median barely moves.
     """
-    call = _as_callable(fn)
+    call = _as_callable(fn, "fn")
     warmup = check_int("warmup", warmup, 0)
     repeats = check_int("repeats", repeats, 1)
     times = []
@@ -261,7 +281,7 @@ def latency_ratio(
     ratio is far steadier between runs than either time alone. ``args_b`` gives ``b`` its own
     inputs (an ONNX Runtime session wants numpy, say); by default both get ``args``.
     """
-    call_a, call_b = _as_callable(a), _as_callable(b)
+    call_a, call_b = _as_callable(a, "a"), _as_callable(b, "b")
     warmup = check_int("warmup", warmup, 0)
     repeats = check_int("repeats", repeats, 1)
     args_b = args if args_b is None else args_b
@@ -284,17 +304,28 @@ def latency_ratio(
 # --- accuracy ---------------------------------------------------------------------------
 
 def accuracy(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Fraction of samples whose arg-max logit equals the label."""
+    """Fraction of samples whose arg-max logit equals the label.
+
+    A module runs in eval mode and is given back in the mode it came in, even on failure.
+    """
+    if not callable(model):
+        raise TypeError(f"`model` must be an nn.Module or a callable returning logits; got {type(model).__name__} {model!r:.80}")
     check_tensor("X", X, floating=True, finite=True)
     check_tensor("y", y, ndim=1)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"`X` and `y` must have the same length; got {X.shape[0]} and {y.shape[0]}")
     batch_size = check_int("batch_size", batch_size, 1)
-    call = _as_callable(model)
+    was_training = model.training if isinstance(model, nn.Module) else None
     correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(X), batch_size):
-            correct += int((call(X[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum())
+    try:
+        if isinstance(model, nn.Module):
+            model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(X), batch_size):
+                correct += int((model(X[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum())
+    finally:
+        if was_training is not None:
+            model.train(was_training)
     return correct / len(X)
 
 

@@ -2,17 +2,33 @@
 
 Both take images of shape (B, 1, 8, 8) and return logits (B, 10). Layers have names
 (``fc1``, ``conv1``, ``bn1``, ...) so that chapters and tests can address them.
+
+:func:`copy_model` copies any model, a pruned one included, so that every technique can
+work on a copy and leave the caller's model alone.
 """
 
 from __future__ import annotations
 
+import copy
+import numbers
 from collections import OrderedDict
 from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
-from compresskit._validation import check_int
+from compresskit._validation import check_int, check_module, check_seed
+
+__all__ = ["cnn", "copy_model", "mlp"]
+
+
+def _sizes(name: str, values: Sequence[int], *, nonempty: bool) -> list[int]:
+    """Each entry an integer >= 1 (Python or numpy), in a sequence that is not a single int or a str."""
+    if isinstance(values, (numbers.Integral, str, bytes)) or not isinstance(values, Sequence) or (nonempty and len(values) == 0):
+        what = "a non-empty sequence" if nonempty else "a sequence"
+        raise TypeError(f"`{name}` must be {what} of ints; got {type(values).__name__} {values!r}")
+    return [check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(values)]
 
 
 def mlp(hidden: Sequence[int] = (256, 256), in_features: int = 64, num_classes: int = 10, *, seed: int = 0) -> nn.Sequential:
@@ -21,11 +37,10 @@ def mlp(hidden: Sequence[int] = (256, 256), in_features: int = 64, num_classes: 
     Layer names: ``flatten``, ``fc1``, ``relu1``, ..., ``fc{len(hidden)+1}``.
     Weights are initialised from ``seed`` (PyTorch's default init, drawn from a private generator).
     """
-    if isinstance(hidden, int) or not all(isinstance(h, int) for h in hidden):
-        raise TypeError(f"`hidden` must be a sequence of ints; got {hidden!r}")
     sizes = [check_int("in_features", in_features, 1)]
-    sizes += [check_int(f"hidden[{i}]", h, 1) for i, h in enumerate(hidden)]
+    sizes += _sizes("hidden", hidden, nonempty=False)
     sizes += [check_int("num_classes", num_classes, 2)]
+    seed = check_seed("seed", seed)
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -42,9 +57,9 @@ def cnn(channels: Sequence[int] = (16, 32), num_classes: int = 10, *, seed: int 
     Layer names: ``conv1``, ``bn1``, ``relu1``, ..., ``pool``, ``flatten``, ``fc``.
     On 8x8 inputs with padding 1 the feature maps stay 8x8 until the pool halves them to 4x4.
     """
-    if isinstance(channels, int) or not all(isinstance(c, int) for c in channels) or len(channels) == 0:
-        raise TypeError(f"`channels` must be a non-empty sequence of ints; got {channels!r}")
-    sizes = [1] + [check_int(f"channels[{i}]", c, 1) for i, c in enumerate(channels)]
+    sizes = [1] + _sizes("channels", channels, nonempty=True)
+    num_classes = check_int("num_classes", num_classes, 2)
+    seed = check_seed("seed", seed)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -54,5 +69,22 @@ def cnn(channels: Sequence[int] = (16, 32), num_classes: int = 10, *, seed: int 
             layers[f"relu{i}"] = nn.ReLU()
         layers["pool"] = nn.MaxPool2d(2)
         layers["flatten"] = nn.Flatten()
-        layers["fc"] = nn.Linear(sizes[-1] * 4 * 4, check_int("num_classes", num_classes, 2))
+        layers["fc"] = nn.Linear(sizes[-1] * 4 * 4, num_classes)
     return nn.Sequential(layers)
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on a model pruned with ``torch.nn.utils.prune``.
+
+    Pruning leaves ``weight = weight_orig * weight_mask`` as a computed (non-leaf) tensor after
+    the pruning call and after every forward pass with gradients on, and ``copy.deepcopy``
+    refuses non-leaf tensors. The masked weights are recomputed without gradients first (the
+    same values), then the model is copied.
+    """
+    check_module("model", model)
+    with torch.no_grad():
+        for module in model.modules():
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(module, hook._tensor_name, hook.apply_mask(module))
+    return copy.deepcopy(model)

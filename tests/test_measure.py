@@ -146,8 +146,10 @@ def test_latency_ratio_passes_separate_args():
 def test_latency_bad_input():
     with pytest.raises(ValueError, match=r"`repeats` must be an integer in \[1, inf\]; got 0"):
         measure.measure_latency(lambda: None, repeats=0)
-    with pytest.raises(TypeError, match="expected an nn.Module or a callable"):
+    with pytest.raises(TypeError, match="`fn` must be an nn.Module or a callable to time; got int 42"):
         measure.measure_latency(42)
+    with pytest.raises(TypeError, match="`b` must be an nn.Module or a callable to time; got str 'x'"):
+        measure.latency_ratio(lambda: None, "x")
 
 
 def test_accuracy():
@@ -167,3 +169,31 @@ def test_machine_info_names_the_machine():
     info = measure.machine_info()
     assert info["torch"] == torch.__version__
     assert int(info["cores"]) >= 1
+
+
+@pytest.mark.parametrize("was_training", [True, False])
+def test_accuracy_gives_the_model_back_in_its_mode_even_on_failure(was_training):
+    model = models.cnn().train(was_training)
+    X, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    measure.accuracy(model, X, y)
+    assert model.training is was_training
+    with pytest.raises(RuntimeError):
+        measure.accuracy(model, torch.randn(4, 1, 7, 7), y)  # the wrong image size fails inside the model
+    assert model.training is was_training
+
+
+def test_effective_parameters_are_current_after_an_optimizer_step():
+    model = models.mlp(hidden=(8,))
+    prune.l1_unstructured(model.fc1, "weight", amount=0.5)
+    with torch.no_grad():
+        model.fc1.weight_orig.add_(1.0)  # what an optimizer step does; the cached fc1.weight is now stale
+    effective = dict(measure.effective_parameters(model))["fc1.weight"]
+    assert torch.equal(effective, model.fc1.weight_orig * model.fc1.weight_mask)
+    assert measure.count_nonzero(model) == measure.count_parameters(model) - 256
+
+
+def test_a_model_without_parameters_or_a_bad_model():
+    with pytest.raises(TypeError, match="`model` must be a torch.nn.Module; got str 'mlp'"):
+        measure.count_parameters("mlp")
+    with pytest.raises(TypeError, match="`model` must be an nn.Module or a callable returning logits; got int 3"):
+        measure.accuracy(3, torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))

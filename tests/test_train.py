@@ -80,7 +80,7 @@ def test_fit_bad_input():
         train.fit(model, tr, lr=0.0)
     with pytest.raises(TypeError, match="`model` must be a torch.nn.Module; got str"):
         train.fit("mlp", tr)
-    with pytest.raises(ValueError, match="must yield at least one batch"):
+    with pytest.raises(ValueError, match="`train_loader` must hold at least one batch; got an empty list"):
         train.fit(model, [], epochs=1, progress=False)
     with pytest.raises(FloatingPointError, match="lower `lr`"):
         train.fit(model, tr, epochs=1, lr=1e30, progress=False)
@@ -122,3 +122,131 @@ def test_soft_cross_entropy_equals_torch_for_soft_and_one_hot_targets():
 def test_soft_cross_entropy_refuses_mismatched_targets():
     with pytest.raises(ValueError, match=r"`targets` must have the shape of `logits` \(6, 4\); got \(6, 3\)"):
         train.soft_cross_entropy(torch.randn(6, 4), torch.rand(6, 3))
+
+
+# --- failures come before training, name the right argument, and leave no trace -----------------
+
+
+def _tiny_batches(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)) for _ in range(n)]
+
+
+def test_an_empty_val_loader_is_refused_before_any_training():
+    model = models.mlp(hidden=(8,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="`val_loader` must hold at least one batch; got an empty list"):
+        train.fit(model, _tiny_batches(), epochs=2, val_loader=[], progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # not one step was taken
+
+
+def test_a_one_shot_loader_is_refused_when_it_must_be_read_every_epoch():
+    model = models.mlp(hidden=(8,))
+    with pytest.raises(TypeError, match="`train_loader` is read once per epoch, so it must be re-iterable"):
+        train.fit(model, iter(_tiny_batches()), epochs=2, progress=False)
+    train.fit(model, iter(_tiny_batches()), epochs=1, progress=False)  # one epoch reads it once: fine
+
+
+def test_a_nan_batch_is_blamed_on_the_input_not_on_lr():
+    batches = _tiny_batches(3)
+    batches[1][0][0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"`train_loader` must yield finite inputs; the batch at epoch 1, step 2 has 1 NaN"):
+        train.fit(models.mlp(hidden=(8,)), batches, epochs=1, progress=False)
+
+
+def test_nan_parameters_are_blamed_on_the_model():
+    model = models.mlp(hidden=(8,))
+    with torch.no_grad():
+        model.fc1.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"`model` must have finite parameters before training; `fc1.weight` has 1 NaN"):
+        train.fit(model, _tiny_batches(), epochs=1, progress=False)
+
+
+def test_a_given_optimizer_is_used_and_lr_with_it_is_refused():
+    model = models.mlp(hidden=(8,))
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: an optimizer that never moves a weight
+    before = model.fc1.weight.detach().clone()
+    train.fit(model, _tiny_batches(), epochs=2, optimizer=frozen, progress=False)
+    assert torch.equal(model.fc1.weight, before)  # fit used our optimizer, not a fresh Adam
+    with pytest.raises(ValueError, match=r"`lr` and `weight_decay` configure the Adam optimizer.*got optimizer=SGD, lr=0.1"):
+        train.fit(model, _tiny_batches(), optimizer=frozen, lr=0.1, progress=False)
+    with pytest.raises(ValueError, match=r"weight_decay=0.01"):
+        train.fit(model, _tiny_batches(), optimizer=frozen, weight_decay=0.01, progress=False)
+    with pytest.raises(TypeError, match="`optimizer` must be a torch.optim.Optimizer; got str 'adam'"):
+        train.fit(model, _tiny_batches(), optimizer="adam", progress=False)
+
+
+def test_the_progress_bar_is_closed_when_training_raises(monkeypatch):
+    class Bar:
+        closed = False
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def update(self, n):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    monkeypatch.setattr(train, "_progress", lambda total, enabled: bars.append(Bar()) or bars[-1])
+
+    def failing_loss(model, x, y):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        train.fit(models.mlp(hidden=(8,)), _tiny_batches(), epochs=1, loss_fn=failing_loss, progress=False)
+    assert len(bars) == 1 and bars[0].closed
+
+
+@pytest.mark.parametrize("call", [train.predict, train.evaluate])
+@pytest.mark.parametrize("was_training", [True, False])
+def test_predict_and_evaluate_refuse_nan_input_and_restore_the_training_flag(call, was_training):
+    model = models.mlp(hidden=(8,)).train(was_training)
+    batches = _tiny_batches(2)
+    batches[1][0][3, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"`data` must hold finite inputs; batch 1 has 1 NaN or inf value"):
+        call(model, batches)
+    assert model.training is was_training
+    call(model, _tiny_batches(2))
+    assert model.training is was_training
+
+
+def test_predict_refuses_a_nan_tensor():
+    x = torch.zeros(4, 1, 8, 8)
+    x[2, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"`data` must hold finite inputs; batch 0 has 1 NaN or inf"):
+        train.predict(models.mlp(hidden=(8,)), x)
+
+
+def test_a_module_without_tensors_has_no_device_to_infer():
+    with pytest.raises(ValueError, match="`model` must hold at least one parameter or buffer to tell its device; got ReLU"):
+        train.predict(torch.nn.ReLU(), torch.zeros(2, 3))
+    assert train.predict(torch.nn.Flatten(), torch.eye(3), device="cpu").tolist() == [0, 1, 2]
+
+
+def test_a_module_with_buffers_only_is_evaluated_on_their_device():
+    class Centroids(torch.nn.Module):  # no parameters, one buffer: nearest-centroid classifier
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("centroids", torch.eye(3))
+
+        def forward(self, x):
+            return -torch.cdist(x, self.centroids)
+
+    x, y = torch.eye(3) * 0.9, torch.tensor([0, 1, 2])
+    assert train.predict(Centroids(), x).tolist() == [0, 1, 2]
+    assert train.evaluate(Centroids(), [(x, y)]) == 1.0
+
+
+def test_fit_checks_seed_device_and_callbacks_up_front():
+    model = models.mlp(hidden=(8,))
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 18446744073709551615\]; got -1"):
+        train.fit(model, _tiny_batches(), seed=-1, progress=False)
+    with pytest.raises(ValueError, match="`device` must name a device such as 'cpu' or 'cuda'; got 'gpu'"):
+        train.fit(model, _tiny_batches(), device="gpu", progress=False)
+    with pytest.raises(TypeError, match="`on_step` must be callable; got int 3"):
+        train.fit(model, _tiny_batches(), on_step=3, progress=False)
+    with pytest.raises(TypeError, match="`train_loader` must be a DataLoader or an iterable of batches; got Tensor"):
+        train.fit(model, torch.zeros(3), progress=False)

@@ -66,3 +66,34 @@ def test_array_and_choice_checks():
         v.check_array("X", [1.0, np.nan])
     with pytest.raises(ValueError, match=r"`scheme` must be one of \['affine', 'symmetric'\]; got 'log'"):
         v.check_choice("scheme", "log", ["affine", "symmetric"])
+
+
+def test_seed_fraction_and_device_checks():
+    assert v.check_seed("seed", np.uint32(7)) == 7
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 18446744073709551615\]; got -3"):
+        v.check_seed("seed", -3)
+    assert v.check_fraction("final_sparsity", 0.5) == 0.5
+    with pytest.raises(TypeError, match=r"`final_sparsity` must be a float fraction in \[0, 1\] \(an int would be a count of weights.*got int 1, write 1.0"):
+        v.check_fraction("final_sparsity", 1)
+    with pytest.raises(ValueError, match=r"`final_sparsity` must be in \[0, 1\]; got 1.5"):
+        v.check_fraction("final_sparsity", 1.5)
+    buffers_only = torch.nn.Module()
+    buffers_only.register_buffer("table", torch.zeros(3, dtype=torch.int8))
+    assert v.module_device("model", buffers_only) == torch.device("cpu")
+    with pytest.raises(ValueError, match="`model` must hold at least one parameter or buffer to tell its device; got Identity"):
+        v.module_device("model", torch.nn.Identity())
+
+
+def test_long_values_are_shortened_in_messages():
+    with pytest.raises(TypeError) as info:
+        v.check_module("model", list(range(1000)))
+    assert "got list [0, 1, 2" in str(info.value) and len(str(info.value)) < 200
+
+
+def test_core_modules_declare_their_public_names():
+    from compresskit import measure, models, train
+
+    for module in (v, models, train, measure):
+        assert "_show" not in module.__all__
+        assert all(not name.startswith("_") and hasattr(module, name) for name in module.__all__)
+    assert "soft_cross_entropy" in train.__all__ and "check_int" not in train.__all__
