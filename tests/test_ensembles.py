@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from compresskit.ensembles import (
@@ -34,8 +35,10 @@ from compresskit.ensembles import (
     munge,
     newton_leaf_values,
     out_of_fold_predictions,
+    random_subspace,
     samme_round,
     soft_cross_entropy,
+    subsample_mask,
 )
 
 
@@ -52,6 +55,10 @@ def small_stacking() -> StackingClassifier:
         AdaBoostClassifier(n_estimators=5, random_state=0),
         GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0),
         small_stacking(),
+        # The scikit-learn parameters that change the algorithm pass the same checks.
+        BaggingClassifier(n_estimators=3, max_features=0.5, bootstrap_features=True, oob_score=True, random_state=0),
+        GradientBoostingClassifier(n_estimators=5, max_depth=2, subsample=0.5, random_state=0),
+        StackingClassifier(small_stacking().estimators, cv=3, passthrough=True),
     ]
 )
 def test_scikit_learn_estimator_checks(estimator, check):
@@ -128,6 +135,38 @@ def test_bagging_votes_with_members_that_have_no_predict_proba(digits):
     proba = bag.predict_proba(X[400:450])
     assert set(np.unique(proba * 3).round(6)) <= {0.0, 1.0, 2.0, 3.0}  # one vote per member
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_random_subspace_draws_distinct_features_or_with_replacement():
+    features = random_subspace(64, 16, random_state=0)
+    assert len(set(features.tolist())) == 16 and features.min() >= 0 and features.max() < 64
+    np.testing.assert_array_equal(features, random_subspace(64, 16, random_state=0))
+    drawn = random_subspace(5, 40, bootstrap_features=True, random_state=0)  # more draws than features
+    assert drawn.shape == (40,) and set(drawn.tolist()) == set(range(5))
+
+
+def test_bagging_random_subspaces_fit_each_member_on_its_own_features(digits):
+    X, y = digits
+    bag = BaggingClassifier(n_estimators=5, max_features=0.25, random_state=0).fit(X[:300], y[:300])
+    assert [len(f) for f in bag.estimators_features_] == [16] * 5  # int(0.25 * 64), as scikit-learn
+    assert all(len(set(f.tolist())) == 16 for f in bag.estimators_features_)  # without replacement
+    assert all(m.n_features_in_ == 16 for m in bag.estimators_)
+    by_hand = np.mean([m.predict_proba(X[300:400][:, f]) for m, f in zip(bag.estimators_, bag.estimators_features_)], axis=0)
+    np.testing.assert_allclose(bag.predict_proba(X[300:400]), by_hand)
+    for member, features, indices in zip(bag.estimators_, bag.estimators_features_, bag.estimators_samples_):
+        refit = clone(member).fit(X[:300][indices][:, features], y[:300][indices])
+        np.testing.assert_array_equal(refit.predict(X[300:][:, features]), member.predict(X[300:][:, features]))
+    with_replacement = BaggingClassifier(n_estimators=5, max_features=64, bootstrap_features=True, random_state=0).fit(X[:300], y[:300])
+    assert all(len(set(f.tolist())) < 64 for f in with_replacement.estimators_features_)  # repeats: ~63% distinct
+    plain = BaggingClassifier(n_estimators=3, random_state=0).fit(X[:300], y[:300])
+    assert all(np.array_equal(f, np.arange(64)) for f in plain.estimators_features_)
+
+
+def test_random_subspaces_have_the_out_of_bag_estimate_too(digits):
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    bag = BaggingClassifier(n_estimators=30, max_features=0.5, oob_score=True, random_state=0).fit(X_train, y_train)
+    assert abs(bag.oob_score_ - bag.score(X_test, y_test)) < 0.05
 
 
 # --- SAMME -----------------------------------------------------------------------------
@@ -241,6 +280,39 @@ def test_gradient_boosting_predictions_agree_with_scikit_learns(digits):
     np.testing.assert_array_equal(staged[-1], ours.predict(X_test))
 
 
+def test_subsample_mask_takes_exactly_n_and_matches_scikit_learns_draws(digits):
+    for n, k, seed in [(10, 3, 0), (100, 50, 1), (7, 7, 2), (5, 0, 3)]:
+        mask = subsample_mask(n, k, random_state=seed)
+        assert mask.dtype == bool and mask.sum() == k
+    X, y = digits
+    # One round of stochastic gradient boosting, fitted from the same generator, is scikit-learn's exactly:
+    # the same in-bag samples, the same trees, the same leaf values.
+    ours = GradientBoostingClassifier(n_estimators=1, subsample=0.5, random_state=0).fit(X, y)
+    theirs = sk.GradientBoostingClassifier(n_estimators=1, subsample=0.5, random_state=0).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-10)
+    full = GradientBoostingClassifier(n_estimators=1, random_state=0).fit(X, y)
+    assert not np.allclose(ours.predict_proba(X), full.predict_proba(X))  # the subsample changed the trees
+
+
+def test_newton_leaf_values_count_only_in_bag_samples():
+    X = np.array([[0.0], [0.0], [1.0], [1.0]])
+    r = np.array([0.5, 0.3, -0.2, -0.4])
+    tree = DecisionTreeRegressor(max_depth=1).fit(X, r)
+    newton_leaf_values(tree, X, r, n_classes=3, sample_mask=np.array([True, False, False, True]))
+    left = 2 / 3 * 0.5 / (0.5 * 0.5)  # only sample 0 counts on the left, only sample 3 on the right
+    right = 2 / 3 * -0.4 / (0.4 * 0.6)
+    np.testing.assert_allclose(tree.predict(np.array([[0.0], [1.0]])), [left, right])
+    newton_leaf_values(tree, X, r, n_classes=3, sample_mask=np.array([True, True, False, False]))
+    assert tree.predict(np.array([[1.0]]))[0] == 0.0  # a leaf no in-bag sample reaches
+
+
+def test_gradient_boosting_starts_from_the_log_prior_as_scikit_learn_not_from_zero():
+    X = np.arange(8.0).reshape(8, 1)
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 2])
+    gb = GradientBoostingClassifier(n_estimators=1, random_state=0).fit(X, y)
+    np.testing.assert_allclose(gb.init_, np.log([6 / 8, 1 / 8, 1 / 8]))  # Friedman's Algorithm 6 would be [0, 0, 0]
+
+
 # --- stacking --------------------------------------------------------------------------
 
 def test_out_of_fold_predictions_equal_cross_val_predict(digits):
@@ -271,6 +343,19 @@ def test_stacking_with_decision_function_takes_base_learners_without_predict_pro
     assert stack.score(X[300:600], y[300:600]) > 0.75  # chance is 0.1
 
 
+def test_stacking_passthrough_gives_the_meta_learner_the_features_as_scikit_learn_does(digits):
+    X, y = digits
+    X, y = X[:400], y[:400]
+    ours = StackingClassifier(small_stacking().estimators, cv=3, passthrough=True).fit(X, y)
+    theirs = sk.StackingClassifier(
+        small_stacking().estimators, LogisticRegression(max_iter=1000), cv=StratifiedKFold(3), stack_method="predict_proba", passthrough=True
+    ).fit(X, y)
+    assert ours.meta_features(X[:5]).shape == (5, 20 + 64)
+    np.testing.assert_array_equal(ours.meta_features(X[:5])[:, 20:], X[:5])  # the features come after the learners' columns
+    np.testing.assert_allclose(ours.final_estimator_.coef_, theirs.final_estimator_.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ours.predict_proba(X[:50]), theirs.predict_proba(X[:50]), atol=1e-8)
+
+
 # --- agreement with scikit-learn: accuracy on digits over 3 splits ----------------------
 
 PAIRS = {
@@ -279,10 +364,28 @@ PAIRS = {
         AdaBoostClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=30, random_state=0),
         sk.AdaBoostClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=30, random_state=0),
     ),
+    "random subspaces": (
+        BaggingClassifier(n_estimators=10, max_features=0.5, random_state=0),
+        sk.BaggingClassifier(n_estimators=10, max_features=0.5, random_state=0),
+    ),
+    "random subspaces with replacement": (
+        BaggingClassifier(n_estimators=10, max_features=0.5, bootstrap_features=True, random_state=0),
+        sk.BaggingClassifier(n_estimators=10, max_features=0.5, bootstrap_features=True, random_state=0),
+    ),
     "gradient boosting": (GradientBoostingClassifier(n_estimators=5, random_state=0), sk.GradientBoostingClassifier(n_estimators=5, random_state=0)),
+    "stochastic gradient boosting": (
+        GradientBoostingClassifier(n_estimators=5, subsample=0.5, random_state=0),
+        sk.GradientBoostingClassifier(n_estimators=5, subsample=0.5, random_state=0),
+    ),
     "stacking": (
         small_stacking(),
         sk.StackingClassifier(small_stacking().estimators, LogisticRegression(max_iter=1000), cv=StratifiedKFold(3), stack_method="predict_proba"),
+    ),
+    "stacking with passthrough": (
+        StackingClassifier(small_stacking().estimators, cv=3, passthrough=True),
+        sk.StackingClassifier(
+            small_stacking().estimators, LogisticRegression(max_iter=1000), cv=StratifiedKFold(3), stack_method="predict_proba", passthrough=True
+        ),
     ),
 }
 
@@ -407,6 +510,79 @@ def test_other_bad_parameters():
         munge(X4, p_swap=2.0)
     with pytest.raises(ValueError, match="`X` must have at least 2 rows"):
         munge(X4[:1])
+
+
+@pytest.mark.parametrize(
+    "estimator, match",
+    [
+        (BaggingClassifier(max_features=0), r"`max_features` must be an integer in \[1, inf\]; got 0"),
+        (BaggingClassifier(max_features=1.5), r"`max_features` must be in \(0, 1\]; got 1.5"),
+        (BaggingClassifier(max_features=0.0), r"`max_features` must be in \(0, 1\]; got 0.0"),
+        (BaggingClassifier(max_features=3), r"`max_features` must be an integer in \[1, 2\]; got 3"),  # X4 has 2 features
+        (GradientBoostingClassifier(subsample=0.0), r"`subsample` must be in \(0, 1\]; got 0.0"),
+        (GradientBoostingClassifier(subsample=1.5), r"`subsample` must be in \(0, 1\]; got 1.5"),
+        (GradientBoostingClassifier(max_depth=0), r"`max_depth` must be an integer in \[1, inf\]; got 0"),
+    ],
+    ids=lambda v: repr(v) if not isinstance(v, str) else "",
+)
+def test_bad_scikit_learn_parameters(estimator, match):
+    with pytest.raises(ValueError, match=match):
+        estimator.fit(X4, Y4)
+
+
+@pytest.mark.parametrize(
+    "estimator, match",
+    [
+        (BaggingClassifier(bootstrap_features="yes"), "`bootstrap_features` must be a bool; got str 'yes'"),
+        (BaggingClassifier(max_features="sqrt"), "`max_features` must be a real number; got str 'sqrt'"),
+        (BaggingClassifier(oob_score=1), "`oob_score` must be a bool; got int 1"),
+        (StackingClassifier([("nb", GaussianNB())], cv=2, passthrough="yes"), "`passthrough` must be a bool; got str 'yes'"),
+    ],
+    ids=["bootstrap_features", "max_features", "oob_score", "passthrough"],
+)
+def test_parameters_of_the_wrong_type(estimator, match):
+    with pytest.raises(TypeError, match=match):
+        estimator.fit(X4, Y4)
+
+
+FAILED_FITS = [
+    (BaggingClassifier(n_estimators=0), ValueError),
+    (BaggingClassifier(max_features=3), ValueError),  # checked against the data: X4 has 2 features
+    (AdaBoostClassifier(learning_rate=-1.0), ValueError),
+    (AdaBoostClassifier(KNeighborsClassifier(1)), TypeError),
+    (GradientBoostingClassifier(subsample=2.0), ValueError),
+    (StackingClassifier([("nb", GaussianNB())], cv=1), ValueError),
+    (StackingClassifier([("nb", GaussianNB())], cv=2, passthrough="yes"), TypeError),
+]
+
+
+@pytest.mark.parametrize("estimator, error", FAILED_FITS, ids=lambda v: type(v).__name__ if not isinstance(v, type) else "")
+def test_a_failed_fit_leaves_the_estimator_unfitted(estimator, error):
+    params = estimator.get_params()
+    with pytest.raises(error):
+        estimator.fit(X4, Y4)
+    assert not any(name.endswith("_") for name in vars(estimator)), sorted(vars(estimator))  # no classes_, no n_features_in_
+    with pytest.raises(NotFittedError):
+        estimator.predict(X4)
+    assert estimator.get_params() == params
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_a_failed_fit_on_bad_data_leaves_the_estimator_unfitted(estimator):
+    estimator = clone(estimator)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        estimator.fit(X4, np.zeros(4))  # validate_data has set n_features_in_ by then: it must be undone
+    with pytest.raises(NotFittedError):
+        estimator.predict(X4)
+
+
+def test_a_failed_refit_keeps_the_model_fitted_before():
+    ada = AdaBoostClassifier(n_estimators=3, random_state=0).fit(X4, Y4)
+    before = ada.predict(X4)
+    with pytest.raises(ValueError, match="no better than chance"):
+        ada.fit(np.zeros((6, 1)), np.array([0, 1, 2, 0, 1, 2]))
+    assert ada.n_features_in_ == 2 and list(ada.classes_) == [0, 1]
+    np.testing.assert_array_equal(ada.predict(X4), before)
 
 
 def test_adaboost_refuses_a_first_learner_no_better_than_chance():

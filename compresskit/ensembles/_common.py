@@ -3,11 +3,17 @@
 Every estimator validates in ``fit`` (never in ``__init__``), with scikit-learn's own helpers
 for X and y, and with :mod:`compresskit._validation` for its parameters, so a bad value reads
 "`n_estimators` must be an integer in [1, inf]; got 0".
+
+Order inside ``fit``, as in scikit-learn: check the hyper-parameters first, then the data, and
+set fitted attributes (``classes_``, ``n_features_in_``, ``estimators_``) only once both passed.
+:func:`fitting` guarantees the last part: a ``fit`` that raises leaves the estimator as it was,
+so a fresh estimator whose ``fit`` failed still raises ``NotFittedError`` in ``predict``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone, is_classifier
@@ -15,6 +21,23 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 _MAX_SEED = np.iinfo(np.int32).max
+
+
+@contextmanager
+def fitting(estimator: BaseEstimator) -> Iterator[None]:
+    """Run a ``fit`` body; if it raises, restore every attribute of ``estimator`` as it was.
+
+    ``validate_data`` sets ``n_features_in_`` before a later check (one class in ``y``, a
+    ``max_features`` larger than the number of features, a member that fails) can raise; without
+    this, ``check_is_fitted`` would pass on a model that was never fitted.
+    """
+    before = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(before)
+        raise
 
 
 def fit_inputs(estimator: BaseEstimator, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

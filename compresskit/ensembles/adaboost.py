@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import has_fit_parameter
 
 from compresskit._validation import check_int, check_real
-from compresskit.ensembles._common import check_classifier, fit_inputs, predict_inputs, seeded_clone, softmax
+from compresskit.ensembles._common import check_classifier, fit_inputs, fitting, predict_inputs, seeded_clone, softmax
 
 
 def samme_round(
@@ -108,37 +108,44 @@ class AdaBoostClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> "AdaBoostClassifier":
-        """Run up to ``n_estimators`` SAMME rounds on (X, y)."""
-        X, y = fit_inputs(self, X, y)
+    def _check_params(self) -> tuple[int, float, BaseEstimator]:
         n_estimators = check_int("n_estimators", self.n_estimators, 1)
         learning_rate = check_real("learning_rate", self.learning_rate, 0.0, low_open=True)
         base = DecisionTreeClassifier(max_depth=1) if self.estimator is None else self.estimator
         check_classifier("estimator", base)
         if not has_fit_parameter(base, "sample_weight"):
             raise TypeError(f"`estimator` must accept `sample_weight` in fit (SAMME reweights samples); got {type(base).__name__}")
-        rng = check_random_state(self.random_state)
-        weight = np.full(len(X), 1.0 / len(X))
-        self.estimators_, alphas, errors = [], [], []
-        for _ in range(n_estimators):
-            weight = np.clip(weight, np.finfo(float).eps, None)  # as scikit-learn: no weight underflows to 0
-            member = seeded_clone(base, rng).fit(X, y, sample_weight=weight)
-            error, alpha, weight = samme_round(y, member.predict(X), weight, self.n_classes_, learning_rate)
-            chance = 1 - 1 / self.n_classes_
-            if error >= chance:  # no better than guessing: alpha would be <= 0
-                if not self.estimators_:
-                    raise ValueError(
-                        f"the first weak learner is no better than chance (error {error:.3f} >= {chance:.3f}); "
-                        "use a stronger `estimator`"
-                    )
-                break
-            self.estimators_.append(member)
-            alphas.append(alpha)
-            errors.append(error)
-            if error == 0:
-                break
-        self.estimator_weights_ = np.array(alphas)
-        self.estimator_errors_ = np.array(errors)
+        return n_estimators, learning_rate, base
+
+    def fit(self, X: Any, y: Any) -> "AdaBoostClassifier":
+        """Run up to ``n_estimators`` SAMME rounds on (X, y)."""
+        n_estimators, learning_rate, base = self._check_params()  # before anything is set
+        with fitting(self):
+            X, y = fit_inputs(self, X, y)
+            rng = check_random_state(self.random_state)
+            K = self.n_classes_
+            weight = np.full(len(X), 1.0 / len(X))
+            members, alphas, errors = [], [], []
+            for _ in range(n_estimators):
+                weight = np.clip(weight, np.finfo(float).eps, None)  # as scikit-learn: no weight underflows to 0
+                member = seeded_clone(base, rng).fit(X, y, sample_weight=weight)
+                error, alpha, weight = samme_round(y, member.predict(X), weight, K, learning_rate)
+                chance = 1 - 1 / K
+                if error >= chance:  # no better than guessing: alpha would be <= 0
+                    if not members:
+                        raise ValueError(
+                            f"the first weak learner is no better than chance (error {error:.3f} >= {chance:.3f}); "
+                            "use a stronger `estimator`"
+                        )
+                    break
+                members.append(member)
+                alphas.append(alpha)
+                errors.append(error)
+                if error == 0:
+                    break
+            self.estimators_ = members
+            self.estimator_weights_ = np.array(alphas)
+            self.estimator_errors_ = np.array(errors)
         return self
 
     def _votes(self, X: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from compresskit._validation import check_array, check_int, check_real
+from compresskit.data import make_loader
 from compresskit.models import mlp
 from compresskit.train import fit, soft_cross_entropy
 
@@ -76,20 +77,9 @@ def munge(
     return np.concatenate(copies)
 
 
-class ShuffledBatches:
-    """(x, row numbers) batches of X in a new seeded order on every pass: a light stand-in for a
-    shuffled DataLoader, which fetches and collates a batch sample by sample (about 1 ms a batch)."""
-
-    def __init__(self, X: torch.Tensor, batch_size: int, seed: int = 0) -> None:
-        self.X = X
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.X), generator=self.generator)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            yield self.X[rows], rows
+def soft_target_loss(model: nn.Module, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Eq. (2) on one batch: the student's cross-entropy to the teacher's probabilities q."""
+    return soft_cross_entropy(model(x), q)  # Eq. (2)
 
 
 def distill_ensemble(
@@ -120,15 +110,15 @@ def distill_ensemble(
     check_is_fitted(teacher)
     X = check_array("X", X, ndim=2).astype(np.float32)
     n_copies = check_int("n_copies", n_copies, 0)
+    batch_size = check_int("batch_size", batch_size, 1)  # before the teacher labels anything
+    seed = check_int("seed", seed, 0)
+    check_int("epochs", epochs, 1)
+    check_real("lr", lr, 0.0, low_open=True)
     if n_copies > 0:
         X = np.concatenate([X, munge(X, n_copies=n_copies, p_swap=p_swap, s=s, random_state=seed).astype(np.float32)])
     targets = torch.as_tensor(teacher.predict_proba(X), dtype=torch.float32)  # q(x), (N, K)
     student = mlp(hidden, in_features=X.shape[1], num_classes=targets.shape[1], seed=seed)
-    # The batches carry row numbers as "labels"; the loss looks the soft targets up by them.
-    loader = ShuffledBatches(torch.from_numpy(X), check_int("batch_size", batch_size, 1), seed=seed)
-
-    def loss_fn(model: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return soft_cross_entropy(model(x), targets[rows])  # Eq. (2)
-
-    fit(student, loader, epochs=epochs, lr=lr, loss_fn=loss_fn, seed=seed, progress=False, device="cpu")
+    # Each batch pairs inputs with the teacher's probabilities for them, in a new seeded order every epoch.
+    loader = make_loader(torch.from_numpy(X), targets, batch_size, shuffle=True, seed=seed)
+    fit(student, loader, epochs=epochs, lr=lr, loss_fn=soft_target_loss, seed=seed, progress=False, device="cpu")
     return student.eval()

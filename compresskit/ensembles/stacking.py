@@ -12,6 +12,9 @@ where h_l^(-v) was fitted without fold v, the fold that holds sample i. The meta
 fitted on {(z_i, y_i)}; then every h_l is refitted on all the data, and g(h_1(x), ..., h_L(x))
 predicts. Fitting g on in-sample predictions instead would teach it to trust the base learners
 that overfit most (a fully grown tree is 100% right on its own training data).
+
+With ``passthrough=True`` the meta-learner also sees the original features, z_i = [Eq. (1), x_i],
+as in scikit-learn's ``StackingClassifier(passthrough=True)``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from compresskit._validation import check_choice, check_int
-from compresskit.ensembles._common import check_classifier, fit_inputs, predict_inputs
+from compresskit._validation import check_choice, check_int, check_type
+from compresskit.ensembles._common import check_classifier, fit_inputs, fitting, predict_inputs
 
 STACK_METHODS = ("predict_proba", "decision_function")
 
@@ -75,6 +78,9 @@ class StackingClassifier(ClassifierMixin, BaseEstimator):
         Number of stratified folds V for the out-of-fold predictions (no shuffling).
     stack_method : {"predict_proba", "decision_function"}, default="predict_proba"
         What each base learner contributes; every base learner must have that method.
+    passthrough : bool, default=False
+        Whether the meta-learner also sees the original features, appended after the base
+        learners' columns (scikit-learn's order).
 
     Attributes
     ----------
@@ -110,15 +116,18 @@ class StackingClassifier(ClassifierMixin, BaseEstimator):
         *,
         cv: int = 5,
         stack_method: str = "predict_proba",
+        passthrough: bool = False,
     ) -> None:
         self.estimators = estimators
         self.final_estimator = final_estimator
         self.cv = cv
         self.stack_method = stack_method
+        self.passthrough = passthrough
 
     def _check_params(self) -> tuple[list[BaseEstimator], BaseEstimator, int]:
         cv = check_int("cv", self.cv, 2)
         method = check_choice("stack_method", self.stack_method, STACK_METHODS)
+        check_type("passthrough", self.passthrough, (bool, np.bool_), "a bool")
         if not isinstance(self.estimators, (list, tuple)) or len(self.estimators) == 0:
             raise ValueError(f"`estimators` must be a non-empty list of (name, classifier) pairs; got {self.estimators!r}")
         base = []
@@ -133,17 +142,23 @@ class StackingClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> "StackingClassifier":
         """Fit the meta-learner on out-of-fold predictions, then refit the base learners on all of (X, y)."""
-        X, y = fit_inputs(self, X, y)
-        base, final, cv = self._check_params()
-        Z = np.hstack([out_of_fold_predictions(est, X, y, n_splits=cv, method=self.stack_method) for est in base])
-        self.final_estimator_ = clone(final).fit(Z, y)
-        self.estimators_ = [clone(est).fit(X, y) for est in base]
+        base, final, cv = self._check_params()  # before anything is set
+        with fitting(self):
+            X, y = fit_inputs(self, X, y)
+            Z = np.hstack([out_of_fold_predictions(est, X, y, n_splits=cv, method=self.stack_method) for est in base])
+            self.final_estimator_ = clone(final).fit(self._with_passthrough(Z, X), y)
+            self.estimators_ = [clone(est).fit(X, y) for est in base]
         return self
 
+    def _with_passthrough(self, Z: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Z, followed by the original features when ``passthrough`` is set."""
+        return np.hstack([Z, X]) if self.passthrough else Z
+
     def meta_features(self, X: Any) -> np.ndarray:
-        """The meta-features z = [h_1(x), ..., h_L(x)] the meta-learner sees."""
+        """The meta-features z = [h_1(x), ..., h_L(x)] (and x, with ``passthrough``) the meta-learner sees."""
         X = predict_inputs(self, X)
-        return np.hstack([stack_columns(m, X, self.stack_method, self.n_classes_) for m in self.estimators_])
+        Z = np.hstack([stack_columns(m, X, self.stack_method, self.n_classes_) for m in self.estimators_])
+        return self._with_passthrough(Z, X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The meta-learner's class probabilities; shape (n_samples, n_classes)."""
