@@ -21,6 +21,20 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from compresskit._validation import check_array, check_int
 
+__all__ = [
+    "DATASETS_DIR",
+    "DigitsSplit",
+    "IMAGE_SHAPE",
+    "NUM_CLASSES",
+    "SR_IMAGES_FILE",
+    "calibration_batch",
+    "digits_loaders",
+    "load_digits_split",
+    "load_sr_images",
+    "make_loader",
+    "to_images",
+]
+
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)  # (C, H, W) of one digit
 
@@ -114,6 +128,7 @@ def digits_loaders(batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, Dat
 
 def calibration_batch(n: int = 256, seed: int = 0) -> torch.Tensor:
     """``n`` images drawn without replacement from the training split, for calibrating quantizers."""
+    seed = check_int("seed", seed, 0)
     X, _ = load_digits_split().tensors("train")
     n = check_int("n", n, 1, X.shape[0])
     idx = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
@@ -126,7 +141,7 @@ DATASETS_DIR = Path(os.environ.get("COMPRESSKIT_DATASETS", Path(__file__).resolv
 SR_IMAGES_FILE = "sr_images.npz"
 
 
-def sha256_of(path: Path) -> str:
+def _sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -135,7 +150,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_checksums(directory: Path) -> dict[str, str]:
+def _read_checksums(directory: Path) -> dict[str, str]:
     """``SHA256SUMS`` as written by ``sha256sum``: ``<hex>  <file name>`` per line."""
     sums = directory / "SHA256SUMS"
     if not sums.is_file():
@@ -148,16 +163,16 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return table
 
 
-def verified_path(name: str, directory: Path | str | None = None) -> Path:
+def _verified_path(name: str, directory: Path | str | None = None) -> Path:
     """The path of data file ``name`` after checking it exists and matches its checksum."""
     directory = Path(directory) if directory is not None else DATASETS_DIR
     path = directory / name
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} is missing; rebuild it with `make datasets`")
-    expected = read_checksums(directory).get(name)
+    expected = _read_checksums(directory).get(name)
     if expected is None:
         raise ValueError(f"data file {name!r} has no entry in {directory / 'SHA256SUMS'}")
-    got = sha256_of(path)
+    got = _sha256_of(path)
     if got != expected:
         raise ValueError(
             f"data file {path} is corrupt: SHA-256 must be {expected}; got {got}. "
@@ -172,7 +187,7 @@ def load_sr_images(directory: Path | str | None = None) -> dict[str, np.ndarray]
     Sources and licences are in ``datasets/README.md``. The file is checked against its
     SHA-256 before it is read; a missing or corrupt file raises an error that names it.
     """
-    path = verified_path(SR_IMAGES_FILE, directory)
+    path = _verified_path(SR_IMAGES_FILE, directory)
     with np.load(path, allow_pickle=False) as archive:
         images = {name: archive[name] for name in archive.files}
     for name, img in images.items():

@@ -133,3 +133,36 @@ def test_loader_batches_equal_torch_default_loader():
     for _ in range(2):  # two epochs: the generator's state carries over the same way
         for (xa, ya), (xb, yb) in zip(ours, theirs, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("seed, error, match", [
+    (-1, ValueError, r"`seed` must be an integer in \[0, inf\]; got -1"),
+    (1.5, TypeError, r"`seed` must be an integer; got float 1.5"),
+    (True, TypeError, r"`seed` must be an integer; got bool True"),
+])
+def test_seeds_are_checked(seed, error, match):
+    with pytest.raises(error, match=match):
+        data.calibration_batch(10, seed=seed)
+    with pytest.raises(error, match=match):
+        data.digits_loaders(seed=seed)
+    with pytest.raises(error, match=match):
+        data.make_loader(np.zeros((4, 2)), np.zeros(4), 2, shuffle=True, seed=seed)
+
+
+def test_all_lists_the_public_names_and_nothing_else():
+    import inspect
+
+    defined_here = {name for name, value in vars(data).items()
+                    if not name.startswith("_") and (getattr(value, "__module__", None) == data.__name__
+                                                      or (name.isupper() and not inspect.ismodule(value)))}
+    assert set(data.__all__) == defined_here
+    # The checksum helpers are how load_sr_images checks its file, not an API of their own.
+    assert not {"sha256_of", "read_checksums", "verified_path"} & set(dir(data))
+
+
+def test_loader_carries_soft_targets_with_their_inputs():
+    X = torch.arange(10.0).reshape(10, 1)
+    q = torch.softmax(torch.arange(30.0).reshape(10, 3), dim=1)  # a teacher's probabilities, one row per input
+    for xb, qb in data.make_loader(X, q, 4, shuffle=True, seed=0):
+        assert qb.shape == (len(xb), 3)
+        torch.testing.assert_close(qb, q[xb[:, 0].long()])  # each row still beside its own input
