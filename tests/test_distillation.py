@@ -1,0 +1,299 @@
+"""compresskit.distillation: Hinton's loss by hand and against F.kl_div, the pitfalls it avoids,
+teachers that give probabilities, FitNets hints, and students initialised from the teacher."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.decomposition import TruncatedSVD
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+
+from compresskit import models
+from compresskit.distillation import (
+    ProbabilityTeacher,
+    distill,
+    distillation_loss,
+    fit_hints,
+    hint_loss,
+    keep_important_units,
+    layer_output,
+    low_rank_mlp,
+    shift_class_bias,
+    soften,
+    teacher_logits,
+    truncated_svd,
+    unit_importance,
+)
+
+
+def logits(n=8, k=10, seed=0, scale=3.0):
+    return scale * torch.randn(n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# --- the softened softmax and Hinton's loss -------------------------------------------------
+
+def test_soften_by_hand():
+    z = torch.tensor([[2 * math.log(3), 0.0]])
+    assert torch.allclose(soften(z, 2.0), torch.tensor([[0.75, 0.25]]))
+    assert torch.allclose(soften(z, 1.0), torch.tensor([[0.9, 0.1]]))
+
+
+@given(st.floats(0.05, 50.0), st.integers(0, 100))
+@settings(max_examples=40, deadline=None)
+def test_soften_is_a_distribution_that_keeps_the_order(temperature, seed):
+    z = logits(seed=seed)
+    q = soften(z, temperature)
+    assert torch.allclose(q.sum(dim=1), torch.ones(len(z), dtype=z.dtype))
+    assert torch.equal(q.argsort(dim=1), z.argsort(dim=1)) or torch.equal(q.argmax(dim=1), z.argmax(dim=1))
+    assert torch.allclose(q, torch.softmax(z / temperature, dim=1))
+
+
+def test_higher_temperature_is_softer():
+    z = logits()
+    entropy = [-(soften(z, t) * soften(z, t).log()).sum(dim=1).mean() for t in (0.5, 1, 2, 4, 8, 100)]
+    assert all(a < b for a, b in zip(entropy, entropy[1:]))
+    assert torch.allclose(soften(z, 1e4), torch.full_like(z, 0.1), atol=1e-3)  # -> uniform
+
+
+def test_distillation_loss_by_hand():
+    # teacher at T=2: softmax([ln 3, 0]) = (0.75, 0.25); student (0.5, 0.5); KL = 0.75 ln 1.5 + 0.25 ln 0.5
+    student, teacher = torch.tensor([[0.0, 0.0]]), torch.tensor([[2 * math.log(3), 0.0]])
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert distillation_loss(student, teacher, temperature=2.0, alpha=1.0).item() == pytest.approx(4 * kl, rel=1e-6)
+    mixed = distillation_loss(student, teacher, torch.tensor([0]), temperature=2.0, alpha=0.5).item()
+    assert mixed == pytest.approx(0.5 * 4 * kl + 0.5 * math.log(2), rel=1e-6)  # CE of (0.5, 0.5) at T=1 is ln 2
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 20.0])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_distillation_loss_equals_kl_div_batchmean_times_t_squared(temperature, alpha):
+    s, t = logits(seed=1), logits(seed=2)
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(3))
+    soft = F.kl_div(F.log_softmax(s / temperature, dim=1), F.softmax(t / temperature, dim=1), reduction="batchmean")
+    expected = alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(s, y)
+    got = distillation_loss(s, t, y, temperature=temperature, alpha=alpha)
+    assert torch.allclose(got, expected, rtol=1e-10)
+
+
+def test_a_zero_teacher_probability_is_a_logit_of_minus_infinity():
+    s = logits(n=2, k=3, seed=4)
+    p = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    got = distillation_loss(s, p.log(), temperature=3.0, alpha=1.0)
+    q = p ** (1 / 3) / (p ** (1 / 3)).sum(dim=1, keepdim=True)
+    expected = 9 * F.kl_div(F.log_softmax(s / 3, dim=1), q, reduction="batchmean")
+    assert torch.isfinite(got) and torch.allclose(got, expected)
+
+
+def test_the_pitfalls_give_other_numbers():
+    s, t, T = logits(seed=5, scale=1.0), logits(seed=6, scale=6.0), 4.0  # a confident teacher, an unsure student
+    right = distillation_loss(s, t, temperature=T, alpha=1.0)
+    with warnings.catch_warnings():  # PyTorch warns that "mean" is not the KL divergence
+        warnings.simplefilter("ignore")
+        mean = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="mean") * T**2   # divides by N*K, not N
+    no_t2 = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean")     # missing T²
+    swapped = F.kl_div(F.log_softmax(t / T, 1), F.softmax(s / T, 1), reduction="batchmean") * T**2  # log of the teacher
+    unsoftened = F.kl_div(F.log_softmax(s, 1), F.softmax(t / T, 1), reduction="batchmean") * T**2   # student not divided by T
+    assert torch.allclose(mean * 10, right)  # "mean" is off by exactly the number of classes
+    assert torch.allclose(no_t2 * T**2, right)
+    for wrong in (mean, no_t2, swapped, unsoftened):
+        assert abs(wrong / right - 1) > 0.1, wrong
+
+
+def _soft_gradient_norm(temperature: float, scaled: bool) -> float:
+    s = logits(seed=7, scale=1.0).requires_grad_()
+    t = logits(seed=8, scale=1.0)
+    loss = distillation_loss(s, t, temperature=temperature, alpha=1.0)
+    (loss if scaled else loss / temperature**2).backward()
+    return s.grad.norm().item()
+
+
+def test_t_squared_keeps_the_gradient_scale_across_temperatures():
+    """Section 2.1 of Hinton et al.: the soft gradient falls as 1/T² for large T unless scaled by T²."""
+    ours = [_soft_gradient_norm(t, scaled=True) for t in (4, 8, 16, 32)]
+    without = [_soft_gradient_norm(t, scaled=False) for t in (4, 8, 16, 32)]
+    assert max(ours) / min(ours) < 1.5
+    assert without[0] / without[-1] > 40  # (32 / 4)² = 64 in the limit
+
+
+@given(st.integers(0, 1000), st.floats(0.1, 30.0), st.floats(-5, 5))
+@settings(max_examples=40, deadline=None)
+def test_loss_is_zero_when_the_student_copies_the_teacher_and_positive_otherwise(seed, temperature, shift):
+    t = logits(seed=seed)
+    assert distillation_loss(t + shift, t, temperature=temperature, alpha=1.0).item() == pytest.approx(0.0, abs=1e-9)
+    assert distillation_loss(logits(seed=seed + 1), t, temperature=temperature, alpha=1.0).item() > 0
+
+
+# --- teachers that give probabilities -------------------------------------------------------
+
+def test_probability_teacher_gives_log_probabilities_that_soften_like_p_to_the_one_over_t():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 64)).astype(np.float32), np.arange(60) % 3
+    lr = LogisticRegression(max_iter=500).fit(X, y)
+    images = torch.from_numpy(X).reshape(-1, 1, 8, 8)
+    z = teacher_logits(ProbabilityTeacher(lr), images)
+    p = torch.from_numpy(lr.predict_proba(X)).float()
+    assert torch.allclose(z.exp(), p, atol=1e-6)
+    assert torch.allclose(soften(z, 4.0), p ** 0.25 / (p ** 0.25).sum(dim=1, keepdim=True), atol=1e-6)
+    assert torch.equal(teacher_logits(ProbabilityTeacher(lr.predict_proba), images), z)  # a function works too
+
+
+def test_teacher_logits_of_a_network_in_batches():
+    net = models.mlp((16,), seed=0)
+    X = torch.rand(70, 1, 8, 8)
+    assert torch.allclose(teacher_logits(net, X, batch_size=32), net(X).detach(), atol=1e-6)
+    assert not net.training
+
+
+# --- training -------------------------------------------------------------------------------
+
+def _toy(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 1, 8, 8, generator=g)
+    y = (X.reshape(n, -1)[:, :10].argmax(dim=1))  # class = brightest of the first 10 pixels
+    return X, y
+
+
+def test_distill_copies_the_teacher_and_is_deterministic():
+    X, y = _toy()
+    teacher = models.mlp((64,), seed=1)
+    z = teacher_logits(teacher, X)
+    students = []
+    for _ in range(2):
+        student = models.mlp((32,), seed=2)
+        history = distill(student, X, z, temperature=2.0, alpha=1.0, epochs=30, lr=1e-2, seed=3)
+        students.append(student)
+    assert history.train_loss[-1] < 0.3 * history.train_loss[0]
+    agreement = (students[0](X).argmax(1) == z.argmax(1)).float().mean()
+    untrained = (models.mlp((32,), seed=2)(X).argmax(1) == z.argmax(1)).float().mean()
+    assert agreement > 0.75 and agreement > untrained + 0.4
+    assert all(torch.equal(a, b) for a, b in zip(students[0].state_dict().values(), students[1].state_dict().values()))
+
+
+def test_distill_with_alpha_zero_learns_the_labels():
+    X, y = _toy()
+    teacher = models.mlp((8,), seed=1)  # an untrained teacher: alpha = 0 ignores it
+    student = models.mlp((32,), seed=2)
+    distill(student, X, teacher_logits(teacher, X), y, alpha=0.0, epochs=40, lr=1e-2)
+    assert (student(X).argmax(1) == y).float().mean() > 0.8
+
+
+def test_shift_class_bias_moves_one_logit_and_copies():
+    model = models.mlp((8,), seed=0)
+    X = torch.rand(5, 1, 8, 8)
+    shifted = shift_class_bias(model, 3, 2.5)
+    diff = (shifted(X) - model(X)).detach()
+    assert torch.allclose(diff[:, 3], torch.full((5,), 2.5)) and diff[:, [0, 1, 2, 4, 5, 6, 7, 8, 9]].abs().max() < 1e-6
+    assert model.fc2.bias is not shifted.fc2.bias
+
+
+# --- FitNets hints ---------------------------------------------------------------------------
+
+def test_hint_loss_by_hand_and_against_mse():
+    reg = nn.Identity()
+    s, t = torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [3.0, 4.0]])
+    assert hint_loss(s, t, reg).item() == pytest.approx(0.5 * (4 + 25) / 2)
+    reg = nn.Linear(5, 3)
+    s, t = torch.randn(6, 5), torch.randn(6, 3)
+    expected = 0.5 * F.mse_loss(reg(s), t, reduction="sum") / 6
+    assert torch.allclose(hint_loss(s, t, reg), expected)
+
+
+def test_fit_hints_trains_the_guided_layers_only_and_lowers_the_hint_loss():
+    X, _ = _toy()
+    teacher = models.mlp((48, 48), seed=0)
+    student = models.mlp((12, 12), seed=1)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    target = layer_output(teacher, "relu1", X)
+    regressor, history = fit_hints(student, teacher, X, student_layer="relu1", teacher_layer="relu1", epochs=20, lr=1e-2)
+    assert isinstance(regressor, nn.Linear) and (regressor.in_features, regressor.out_features) == (12, 48)
+    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
+    assert hint_loss(layer_output(student, "relu1", X), target, regressor) < history.train_loss[0]
+    after = student.state_dict()
+    assert not torch.equal(after["fc1.weight"], before["fc1.weight"])
+    for name in ("fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"):  # after the guided layer: untouched
+        assert torch.equal(after[name], before[name])
+
+
+def test_layer_output_is_the_named_layer():
+    model = models.mlp((16, 8), seed=0)
+    X = torch.rand(4, 1, 8, 8)
+    expected = torch.relu(model.fc1(X.reshape(4, -1)))
+    assert torch.allclose(layer_output(model, "relu1", X), expected)
+    assert layer_output(model, "fc3", X).shape == (4, 10)
+
+
+# --- parameter distillation -----------------------------------------------------------------
+
+def test_unit_importance_by_hand():
+    incoming = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])   # row norms 5, 1, 2
+    outgoing = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 3.0]])      # column norms 1, 0, 3
+    assert torch.equal(unit_importance(incoming, outgoing), torch.tensor([5.0, 0.0, 6.0]))
+
+
+def test_keep_important_units_drops_units_that_nothing_reads_without_changing_the_function():
+    teacher = models.mlp((20, 12), seed=0)
+    with torch.no_grad():
+        teacher.fc2.weight[:, 5:] = 0     # units 5..19 of layer 1 are read by nobody
+        teacher.fc3.weight[:, ::2] = 0    # the even units of layer 2 neither
+    student = keep_important_units(teacher, (5, 6))
+    X = torch.rand(10, 1, 8, 8)
+    assert student.fc1.weight.shape == (5, 64) and student.fc2.weight.shape == (6, 5) and student.fc3.weight.shape == (10, 6)
+    assert torch.allclose(student(X), teacher(X), atol=1e-6)
+    assert teacher.fc1.weight.shape == (20, 64)  # the teacher is unchanged
+
+
+def test_keep_all_units_is_the_teacher():
+    teacher = models.mlp((16,), seed=3)
+    X = torch.rand(10, 1, 8, 8)
+    assert torch.allclose(keep_important_units(teacher, (16,))(X), teacher(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("rank", [1, 3, 8])
+def test_truncated_svd_is_the_best_rank_r_approximation(rank):
+    W = torch.randn(12, 20, generator=torch.Generator().manual_seed(rank))
+    first, second = truncated_svd(W, rank)
+    assert first.shape == (rank, 20) and second.shape == (12, rank)
+    approx = second @ first
+    S = torch.linalg.svdvals(W.double())
+    assert torch.linalg.matrix_norm(W - approx).item() == pytest.approx(S[rank:].pow(2).sum().sqrt().item(), rel=1e-4)  # Eckart-Young
+    svd = TruncatedSVD(n_components=rank, algorithm="arpack", random_state=0).fit(W.numpy().astype(np.float64))
+    sk = svd.inverse_transform(svd.transform(W.numpy().astype(np.float64)))
+    assert np.allclose(approx.numpy(), sk, atol=1e-4)
+    assert torch.allclose(first.norm(), second.norm(), rtol=1e-4)  # S split evenly between the two
+
+
+def test_truncated_svd_at_full_rank_reconstructs():
+    W = torch.randn(6, 4)
+    first, second = truncated_svd(W, 4)
+    assert torch.allclose(second @ first, W, atol=1e-5)
+
+
+def test_low_rank_mlp_factorises_the_layers_that_shrink():
+    teacher = models.mlp((128,), seed=0)
+    student = low_rank_mlp(teacher, 10)
+    assert isinstance(student.fc1, nn.Sequential) and student.fc1.first.weight.shape == (10, 64)  # 10 * 192 < 8192
+    assert isinstance(student.fc2, nn.Linear) and torch.equal(student.fc2.weight, teacher.fc2.weight)  # 10 * 138 > 1280: kept
+    n_params = sum(p.numel() for p in student.parameters())
+    assert n_params == 10 * 64 + 10 * 128 + 128 + 128 * 10 + 10
+    assert isinstance(low_rank_mlp(teacher, 9).fc2, nn.Sequential)  # 9 * 138 < 1280
+    full = low_rank_mlp(teacher, 40)  # 40 * (64 + 128) < 64 * 128
+    X = torch.rand(10, 1, 8, 8)
+    first, second = truncated_svd(teacher.fc1.weight, 40)
+    expected = teacher.fc2(torch.relu(X.reshape(10, -1) @ (second @ first).T + teacher.fc1.bias))
+    assert torch.allclose(full(X), expected, atol=1e-5)
+
+
+def test_low_rank_mlp_random_init_is_seeded_and_not_the_teacher():
+    teacher = models.mlp((128,), seed=0)
+    a, b = low_rank_mlp(teacher, 10, init="random", seed=1), low_rank_mlp(teacher, 10, init="random", seed=1)
+    assert torch.equal(a.fc1.first.weight, b.fc1.first.weight)
+    assert not torch.equal(a.fc2.weight, teacher.fc2.weight)
+    assert not torch.equal(a.fc1.first.weight, low_rank_mlp(teacher, 10, init="random", seed=2).fc1.first.weight)
