@@ -59,3 +59,26 @@ def test_bar_chart_draws_one_annotated_bar_per_entry():
 def test_bar_chart_refuses_bad_values(values, kwargs, error, match):
     with pytest.raises(error, match=match):
         plots.bar_chart(values, ylabel="y", **kwargs)
+
+
+def test_relative_spread_divides_each_series_by_its_median_and_labels_the_spread():
+    series = {"ratio": [2.0, 2.1, 1.9], "single calls": [1e-4, 1e-4, 2e-4, 4e-3]}
+    ax = plots.relative_spread(series)
+    columns = [c.get_offsets() for c in ax.collections]
+    assert columns[0][:, 1].tolist() == pytest.approx([2.0 / 2.0, 2.1 / 2.0, 1.9 / 2.0])
+    assert columns[1][:, 1].tolist() == pytest.approx([2 / 3, 2 / 3, 4 / 3, 80 / 3])  # median 1.5e-4
+    assert [round(float(np.mean(c[:, 0]))) for c in columns] == [0, 1]  # one column per series
+    assert [t.get_text() for t in ax.texts] == ["spread 10.0%", "spread 2600.0%"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ratio", "single calls"]
+    assert ax.get_yscale() == "log" and "median" in ax.get_ylabel()
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({}, "non-empty mapping"),
+    ({"a": [1.0]}, "at least 2 positive"),
+    ({"a": [1.0, 0.0]}, "at least 2 positive"),
+    ({"a": [1.0, float("nan")]}, "must be finite"),
+])
+def test_relative_spread_refuses_bad_series(bad, match):
+    with pytest.raises(ValueError, match=match):
+        plots.relative_spread(bad)

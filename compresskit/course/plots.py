@@ -73,3 +73,31 @@ def bar_chart(
     ax.set_title(title)
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     return ax
+
+
+def relative_spread(series: Mapping[str, Sequence[float]], *, ax: Axes | None = None, title: str = "") -> Axes:
+    """Each series as a column of dots, every value divided by the series' own median, on a
+    log y axis: a tight column is a steady quantity, a tall one a noisy one. Each column is
+    labelled with its spread, (max - min) / median, the number the chapters quote."""
+    if not isinstance(series, Mapping) or len(series) == 0:
+        raise ValueError(f"`series` must be a non-empty mapping of label to values; got {series!r}")
+    columns = {}
+    for label, values in series.items():
+        v = check_array(f"series[{label!r}]", values, ndim=1)
+        if v.size < 2 or (v <= 0).any():
+            raise ValueError(f"`series[{label!r}]` must hold at least 2 positive values; got {v.tolist()!r}")
+        columns[str(label)] = v / np.median(v)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    for i, (label, rel) in enumerate(columns.items()):
+        x = i + np.linspace(-0.2, 0.2, rel.size)  # spread the dots sideways so they do not hide each other
+        ax.scatter(x, rel, s=12, alpha=0.6, color=f"C{i % 10}", zorder=3)
+        ax.annotate(f"spread {rel.max() - rel.min():.1%}", (i, rel.max()), xytext=(0, 4),
+                    textcoords="offset points", ha="center", fontsize="small")
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(columns)), list(columns))
+    ax.set_ylabel("value / its median (log scale)")
+    ax.set_title(title)
+    ax.margins(y=0.2)  # room for the labels above the columns
+    return ax
