@@ -1,0 +1,160 @@
+"""Exercise checkers for the sparsity chapter. Each ``check_*`` prints feedback and returns a bool.
+
+The cases are chosen so that each common mistake fails a case whose description names it
+(an empty row, a column-major walk, negative weights, a negative bias behind a ReLU, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from compresskit import sparsity
+from compresskit.course.checker import Case, check_function, close
+
+
+def _matrix(rows: int, cols: int, density: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.randn(rows, cols, generator=g)
+    return dense * (torch.rand(rows, cols, generator=g) < density)
+
+
+def _named(names: tuple[str, ...]) -> Callable[[Any, Any], str | None]:
+    """Compare tuples item by item and name the item that differs."""
+    def compare(expected: tuple, got: Any) -> str | None:
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"return a tuple ({', '.join(names)}); got {type(got).__name__}"
+        for name, e, g in zip(names, expected, got):
+            reason = close(e, g)
+            if reason:
+                return f"{name}: {reason}"
+        return None
+    return compare
+
+
+# --- 1. CSR encode -------------------------------------------------------------------------
+
+def reference_csr_encode(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    csr = sparsity.to_csr(dense, index_dtype=torch.int64)
+    return csr.crow_indices, csr.col_indices, csr.values
+
+
+def check_csr_encode(fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> bool:
+    """``fn(dense)`` -> ``(crow_indices, col_indices, values)`` of a 2-D tensor, as ``torch``'s CSR."""
+    return check_function(fn, reference=reference_csr_encode, cases=[
+        Case("3x4 by hand, non-zeros of a row in several columns (CSR walks row by row)",
+             (torch.tensor([[0.0, 2.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0], [1.5, 0.0, -3.0, 0.0]]),)),
+        Case("an empty first row (crow_indices has R + 1 entries and starts at 0)",
+             (torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 5.0]]),)),
+        Case("a matrix with zeros among the values (store only the non-zeros)", (_matrix(6, 5, 0.4, 0),)),
+        Case("a wide 4x30 matrix", (_matrix(4, 30, 0.2, 1),)),
+        Case("a fully dense row", (torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]),)),
+    ], name="csr_encode", compare=_named(("crow_indices", "col_indices", "values")),
+        hint="crow_indices[r+1] - crow_indices[r] is the number of non-zeros in row r; "
+             "walk row by row, columns increasing")
+
+
+# --- 2. CSR decode -------------------------------------------------------------------------
+
+def reference_csr_decode(crow_indices: torch.Tensor, col_indices: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    return sparsity.from_csr(sparsity.CSR(tuple(shape), crow_indices, col_indices, values))
+
+
+def _csr_case(description: str, dense: torch.Tensor) -> Case:
+    crow, col, values = reference_csr_encode(dense)
+    return Case(description, (crow, col, values, tuple(dense.shape)))
+
+
+def check_csr_decode(fn: Callable[..., torch.Tensor]) -> bool:
+    """``fn(crow_indices, col_indices, values, shape)`` -> the dense matrix."""
+    return check_function(fn, reference=reference_csr_decode, cases=[
+        _csr_case("3x4 by hand with an empty middle row", torch.tensor([[0.0, 2.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0], [1.5, 0.0, -3.0, 0.0]])),
+        _csr_case("a tall 5x2 matrix (rows and columns are not interchangeable)", torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0], [3.0, 4.0], [0.0, 5.0]])),
+        _csr_case("the last row holds the last non-zero (row r ends at crow_indices[r+1])", torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 9.0]])),
+        _csr_case("a random 7x6 matrix", _matrix(7, 6, 0.5, 2)),
+    ], name="csr_decode",
+        hint="row r holds values[crow_indices[r]:crow_indices[r+1]] at columns col_indices[crow_indices[r]:crow_indices[r+1]]")
+
+
+# --- 3. a 2:4 mask --------------------------------------------------------------------------
+
+def reference_nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    return sparsity.nm_mask(weight, n, m)
+
+
+def _distinct(rows: int, cols: int, seed: int) -> torch.Tensor:
+    """Weights with distinct magnitudes, so the right mask is unique."""
+    g = torch.Generator().manual_seed(seed)
+    magnitudes = (torch.randperm(rows * cols, generator=g).float() + 1) / (rows * cols)
+    return (magnitudes * torch.where(torch.rand(rows * cols, generator=g) < 0.5, -1.0, 1.0)).reshape(rows, cols)
+
+
+def check_nm_mask(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> bool:
+    """``fn(weight, n, m)`` -> a 0/1 mask keeping the ``n`` largest ``|w|`` in every group of ``m``
+    consecutive entries along each row."""
+    def compare(expected: torch.Tensor, got: Any) -> str | None:
+        if isinstance(got, torch.Tensor) and got.dtype == torch.bool:
+            got = got.to(expected.dtype)
+        return close(expected, got)
+
+    return check_function(fn, reference=reference_nm_mask, cases=[
+        Case("one row by hand: positive weights, 2:4", (torch.tensor([[0.1, 0.9, 0.3, 0.2, 5.0, 4.0, 3.0, 0.5]]), 2, 4)),
+        Case("negative weights: rank by magnitude |w|, not by value", (torch.tensor([[-0.9, 0.1, -0.8, 0.2]]), 2, 4)),
+        Case("4x8: groups run along each row, not down the columns", (_distinct(4, 8, 0), 2, 4)),
+        Case("1:2 keeps one of every two", (_distinct(3, 6, 1), 1, 2)),
+        Case("3:4 keeps three of every four", (_distinct(2, 8, 2), 3, 4)),
+    ], name="nm_mask", compare=compare,
+        hint="reshape to (-1, m) groups of a row, take torch.topk of |w| with k=n in each, scatter ones into a mask")
+
+
+# --- 4. APoZ ------------------------------------------------------------------------------
+
+def reference_apoz(activations: torch.Tensor) -> torch.Tensor:
+    return sparsity.apoz(activations)
+
+
+def check_apoz(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """``fn(activations)`` -> the fraction (in [0, 1]) of zero outputs of each unit (dim 1),
+    over samples and, for feature maps (N, C, H, W), over positions."""
+    g = torch.Generator().manual_seed(3)
+    relu = lambda *shape: torch.relu(torch.randn(*shape, generator=g))  # noqa: E731
+    return check_function(fn, reference=reference_apoz, cases=[
+        Case("(N, units) by hand: one value per unit, a fraction not a percentage",
+             (torch.tensor([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]]),)),
+        Case("more samples than units (average over samples, dim 0)", (relu(9, 4),)),
+        Case("feature maps (N, C, H, W): average over samples AND positions", (relu(5, 3, 4, 4),)),
+        Case("a unit that is never zero", (torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 5.0]]),)),
+    ], name="apoz",
+        hint="(activations == 0).float().mean over every dimension except dim 1")
+
+
+# --- 5. one structure-repair step -----------------------------------------------------------
+
+def reference_fold_dead_unit(W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor, unit: int
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Remove hidden unit ``unit`` (its row of W1 is zero, so it outputs relu(b1[unit])) and fold
+    that constant into the next layer's bias."""
+    keep = [j for j in range(W1.shape[0]) if j != unit]
+    constant = torch.relu(b1[unit])
+    return W1[keep], b1[keep], W2[:, keep], b2 + W2[:, unit] * constant
+
+
+def _fold_case(description: str, hidden: int, unit: int, bias: float, seed: int) -> Case:
+    g = torch.Generator().manual_seed(seed)
+    W1, b1 = torch.randn(hidden, 5, generator=g), torch.randn(hidden, generator=g)
+    W1[unit] = 0
+    b1[unit] = bias
+    return Case(description, (W1, b1, torch.randn(3, hidden, generator=g), torch.randn(3, generator=g), unit))
+
+
+def check_fold_dead_unit(fn: Callable[..., tuple[torch.Tensor, ...]]) -> bool:
+    """``fn(W1, b1, W2, b2, unit)`` -> ``(W1, b1, W2, b2)`` without hidden unit ``unit``, whose
+    incoming weights are all zero, computing the same function (ReLU between the layers)."""
+    return check_function(fn, reference=reference_fold_dead_unit, cases=[
+        _fold_case("a unit with a positive bias: its constant output must go into b2", 4, 1, 0.7, 0),
+        _fold_case("a unit with a negative bias: ReLU makes its output 0, so b2 does not change", 5, 2, -0.6, 1),
+        _fold_case("the last unit (W2 loses a column, not a row)", 6, 5, 1.2, 2),
+        _fold_case("the first unit of a wide layer", 16, 0, 0.3, 3),
+    ], name="fold_dead_unit", compare=_named(("W1", "b1", "W2", "b2")),
+        hint="the unit outputs relu(b1[unit]) for every input; b2 gains W2[:, unit] * that, then drop row unit of W1 and b1 and column unit of W2")
