@@ -422,3 +422,197 @@ def test_threshold_unstructured_on_a_module_uses_the_threshold_mask():
     pruning.threshold_unstructured(layer, "weight", threshold=0.5)
     assert torch.equal(layer.weight_mask, pruning.threshold_mask(w, 0.5))
     assert int((layer.weight_mask == 0).sum()) == 14  # magnitudes k/30 < 0.5 for k = 1..14
+
+
+# --- torch's conventions, and failed calls that leave no trace (issue 10) ----------------------
+
+
+def snapshot(model: nn.Module) -> tuple:
+    """Everything a pruning call could change: the state dict (values), parameter names, and the
+    forward pre-hooks (with the methods inside a pruning container)."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    params = [n for n, _ in model.named_parameters()]
+    hooks = []
+    for name, m in model.named_modules():
+        for key, hook in m._forward_pre_hooks.items():
+            inner = tuple(type(x).__name__ for x in getattr(hook, "_pruning_methods", ()))
+            hooks.append((name, key, type(hook).__name__, inner))
+    return state, params, hooks
+
+
+def assert_unchanged(model: nn.Module, before: tuple) -> None:
+    state, params, hooks = snapshot(model)
+    assert state.keys() == before[0].keys()
+    assert all(torch.equal(state[k], before[0][k]) for k in state)
+    assert params == before[1] and hooks == before[2]
+
+
+@pytest.mark.parametrize("prune_fn", [
+    lambda m, name: pruning.l1_unstructured(m, name, 0.5),
+    lambda m, name: pruning.random_unstructured(m, name, 0.5),
+    lambda m, name: pruning.threshold_unstructured(m, name, 0.1),
+    lambda m, name: pruning.ln_structured(m, name, 0.5, n=2, dim=0),
+])
+def test_prune_functions_return_the_module_as_torch_does(prune_fn):
+    layer = nn.Linear(4, 6)
+    assert prune_fn(layer, "weight") is layer
+    assert torch_prune.l1_unstructured(nn.Linear(2, 2), "weight", 0.5).__class__ is nn.Linear  # torch's convention
+
+
+def test_ln_structured_refuses_a_bias_as_torch_does():
+    bias = nn.Linear(4, 6).bias.detach()
+    with pytest.raises(ValueError, match=r"Structured pruning can only be applied to multidimensional tensors"):
+        torch_prune.ln_structured(nn.Linear(4, 6), "bias", 0.0, n=2, dim=0)
+    with pytest.raises(ValueError, match=r"`weight` must have at least 2 dimensions for structured pruning.*got shape \(6,\)"):
+        pruning.ln_structured_mask(bias, 0.0)
+    layer = nn.Linear(4, 6)
+    before = snapshot(layer)
+    with pytest.raises(ValueError, match=r"`Linear.bias` must have at least 2 dimensions.*got shape \(6,\)"):
+        pruning.ln_structured(layer, "bias", 0.0, n=2, dim=0)
+    assert_unchanged(layer, before)
+
+
+@pytest.mark.parametrize("bad_amount", [1.5, 100, -1, "all"])
+@pytest.mark.parametrize("times_pruned", [1, 2])
+def test_a_bad_amount_on_a_pruned_module_leaves_it_pruned_and_intact(bad_amount, times_pruned):
+    layer = linear_with(distinct_weights(4, 5))
+    for _ in range(times_pruned):  # twice: the hook becomes a PruningContainer
+        pruning.l1_unstructured(layer, "weight", 0.25)
+    before = snapshot(layer)
+    for call in (
+        lambda: pruning.l1_unstructured(layer, "weight", bad_amount),
+        lambda: pruning.random_unstructured(layer, "weight", bad_amount),
+        lambda: pruning.ln_structured(layer, "weight", bad_amount, n=1, dim=0),
+    ):
+        with pytest.raises((ValueError, TypeError), match="`amount` must be"):
+            call()
+        assert_unchanged(layer, before)
+    assert torch_prune.is_pruned(layer)
+    torch_prune.remove(layer, "weight")  # still removable: nothing was left half-done
+    assert int((layer.weight == 0).sum()) == int((before[0]["weight_mask"] == 0).sum()) == (5 if times_pruned == 1 else 9)
+
+
+def test_an_int_amount_on_a_pruned_tensor_counts_the_entries_left_as_torch_does():
+    ours, theirs = linear_with(distinct_weights(4, 5)), linear_with(distinct_weights(4, 5))
+    for layer, prune_fn in ((ours, pruning.l1_unstructured), (theirs, torch_prune.l1_unstructured)):
+        prune_fn(layer, "weight", 10)
+        prune_fn(layer, "weight", 10)  # all 10 left
+    assert torch.equal(ours.weight_mask, theirs.weight_mask) and int(ours.weight_mask.sum()) == 0
+    half = pruning.l1_unstructured(linear_with(distinct_weights(4, 5)), "weight", 10)  # 10 of 20 left
+    with pytest.raises(ValueError, match=r"`amount` must be an integer in \[0, 10\]; got 11"):
+        pruning.l1_unstructured(half, "weight", 11)
+
+
+def test_a_failure_inside_the_mask_rolls_the_module_back(monkeypatch):
+    layer = linear_with(distinct_weights(4, 5))
+    pruning.l1_unstructured(layer, "weight", 0.25)
+    pruning.l1_unstructured(layer, "weight", 0.25)  # a PruningContainer holding two methods
+    before = snapshot(layer)
+
+    def broken(self, t, default_mask):
+        raise RuntimeError("mask failed")
+
+    monkeypatch.setattr(pruning.L1Unstructured, "compute_mask", broken)
+    with pytest.raises(RuntimeError, match="mask failed"):
+        pruning.l1_unstructured(layer, "weight", 0.25)
+    assert_unchanged(layer, before)  # torch alone would leave the container with a third method
+    fresh = linear_with(distinct_weights(4, 5))
+    with pytest.raises(RuntimeError, match="mask failed"):
+        pruning.l1_unstructured(fresh, "weight", 0.25)
+    assert not torch_prune.is_pruned(fresh) and set(fresh.state_dict()) == {"weight", "bias"}
+
+
+def test_set_sparsity_checks_every_pair_before_changing_any():
+    model = models.mlp((8,))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=r"`name` must name a parameter of Linear.*got 'wieght'"):
+        pruning.set_sparsity([(model.fc1, "weight"), (model.fc2, "wieght")], 0.5)
+    assert_unchanged(model, before)
+    assert not torch_prune.is_pruned(model)  # fc1 did not get an identity mask on the way
+    with pytest.raises(ValueError, match=r"`amount` must be an integer in \[0, 80\]; got 81"):
+        pruning.set_sparsity(pruning.prunable_parameters(model), 81, scope="layer")  # fc2 has 80 weights
+    assert_unchanged(model, before)
+    with pytest.raises(ValueError, match="must not list the same"):
+        pruning.set_sparsity([(model.fc1, "weight"), (model.fc1, "weight")], 0.5)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("amount", [0, 1, 2, 100, 592])
+def test_set_sparsity_int_amount_is_a_count_as_in_torch(amount):
+    ours, theirs = models.mlp((8,), seed=5), models.mlp((8,), seed=5)
+    pruning.set_sparsity(pruning.prunable_parameters(ours), amount)
+    torch_prune.global_unstructured(pruning.prunable_parameters(theirs), torch_prune.L1Unstructured, amount=amount)
+    assert sum(int((m.weight_mask == 0).sum()) for m, _ in pruning.prunable_parameters(ours)) == amount
+    for name in ("fc1", "fc2"):
+        assert torch.equal(getattr(ours, name).weight_mask, getattr(theirs, name).weight_mask)
+
+
+def test_set_sparsity_int_amount_per_layer():
+    model = models.mlp((8,))
+    pruning.set_sparsity(pruning.prunable_parameters(model), 7, scope="layer")
+    assert [int((m.weight_mask == 0).sum()) for m, _ in pruning.prunable_parameters(model)] == [7, 7]
+
+
+def test_schedules_refuse_an_int_sparsity_and_say_why():
+    params = pruning.prunable_parameters(models.mlp((4,)))
+    with pytest.raises(TypeError, match=r"`final_sparsity` must be a float fraction in \[0, 1\] \(an int would be a count of weights.*got int 1"):
+        pruning.GradualPruner(params, 1, 0, 10)
+    with pytest.raises(TypeError, match="`initial_sparsity` must be a float fraction.*got int 0"):
+        pruning.cubic_sparsity(3, 0.9, 0, 10, initial_sparsity=0)
+    with pytest.raises(ValueError, match=r"`initial_sparsity` must be <= `final_sparsity` \(0.5\); got 0.6"):
+        pruning.cubic_sparsity(3, 0.5, 0, 10, initial_sparsity=0.6)
+
+
+def test_iterative_pruning_int_amounts_are_counts_and_all_are_checked_first():
+    model = models.mlp((8,))
+    rounds = []
+    pruning.iterative_pruning(model, [100, 0.5, 500], lambda m: rounds.append(measure_zeros(m)))
+    assert rounds == [100, 296, 500]  # 0.5 of 592 weights = 296
+    fresh = models.mlp((8,))
+    before = snapshot(fresh)
+    calls = []
+    with pytest.raises(ValueError, match=r"`amounts\[1\]` must be an integer in \[0, 592\]; got 600"):
+        pruning.iterative_pruning(fresh, [0.5, 600], lambda m: calls.append(1))
+    with pytest.raises(ValueError, match=r"non-decreasing.*got \[400, 0.5\]"):
+        pruning.iterative_pruning(fresh, [400, 0.5], lambda m: calls.append(1))  # 400 > 296 weights
+    assert calls == [] and not torch_prune.is_pruned(fresh)
+    assert_unchanged(fresh, before)
+
+
+def measure_zeros(model: nn.Module) -> int:
+    return sum(int((m.weight_mask == 0).sum()) for m, _ in pruning.prunable_parameters(model))
+
+
+def test_an_empty_layers_list_is_refused_by_both_functions_that_take_one():
+    model = models.mlp((8,))
+    with pytest.raises(ValueError, match=r"`layers` must name at least one layer, or be None for all of them; got \[\]"):
+        pruning.prune_units(model, 0.5, layers=[])
+    with pytest.raises(ValueError, match=r"`layers` must name at least one layer, or be None for all of them; got \[\]"):
+        pruning.sensitivity_scan(model, [0.5], lambda m: 0.0, layers=[])
+    assert pruning.prune_units(model, 0.5, layers=["fc1"]).fc1.out_features == 4
+    assert list(pruning.sensitivity_scan(model, [0.5], lambda m: 0.0, layers=["fc2"])) == ["fc2"]
+
+
+def test_sensitivity_scan_amounts_follow_torch_and_are_checked_first():
+    model = models.mlp((8,))
+    scan = pruning.sensitivity_scan(model, [3, 0.5], lambda m: pruning.layer_sparsity(m)["fc2"], layers=["fc2"])
+    assert scan == {"fc2": [pytest.approx(3 / 80), 0.5]}
+    calls = []
+    with pytest.raises(ValueError, match=r"`amounts\[0\]` must be an integer in \[0, 80\]; got 100"):
+        pruning.sensitivity_scan(model, [100], lambda m: calls.append(1) or 0.0)  # fc1 has 512, fc2 only 80
+    assert calls == []
+
+
+def test_global_magnitude_masks_of_nothing_shows_what_it_got():
+    with pytest.raises(ValueError, match=r"`weights` must hold at least one tensor; got list \[\]"):
+        pruning.global_magnitude_masks([], 0.5)
+    with pytest.raises(TypeError, match=r"`weights` must be a list of tensors; got Tensor tensor of shape \(3,\)"):
+        pruning.global_magnitude_masks(torch.zeros(3), 0.5)
+
+
+def test_mask_units_refuses_a_coupling_of_another_model():
+    model = models.mlp((8,))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=r"`coupling` must name layers of `model`: its producer 'conv1' is not one of"):
+        pruning.mask_units(model, pruning.Coupling("conv1", "fc", "bn1", 16), torch.tensor([0]))
+    assert_unchanged(model, before)

@@ -33,15 +33,16 @@ keys behave exactly as with the toolbox. Function names and signatures follow
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import numbers
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from compresskit._validation import check_amount, check_int, check_module, check_real, check_tensor
+from compresskit._validation import _show, check_amount, check_int, check_module, check_real, check_seed, check_tensor
+from compresskit.models import copy_model
 
 Parameters = Sequence[tuple[nn.Module, str]]
 
@@ -92,6 +93,14 @@ def _check_norm(n: Any) -> float:
     return float(n)
 
 
+def _check_structured(name: str, weight: Any) -> None:
+    if isinstance(weight, torch.Tensor) and weight.dim() < 2:
+        raise ValueError(
+            f"`{name}` must have at least 2 dimensions for structured pruning (slices: rows, filters); got shape "
+            f"{tuple(weight.shape)}: a 1-D tensor such as a bias has none (torch.nn.utils.prune refuses it too)"
+        )
+
+
 def slice_norms(weight: torch.Tensor, n: float = 2, dim: int = 0) -> torch.Tensor:
     """``||W_j||_n`` of every slice ``j`` along ``dim``: a 1-D tensor of length ``weight.shape[dim]``."""
     check_tensor("weight", weight, floating=True, finite=True)
@@ -106,8 +115,10 @@ def ln_structured_mask(weight: torch.Tensor, amount: float | int, n: float = 2, 
 
     ``dim=0`` drops rows of a Linear weight (output units) or filters of a Conv weight. As in
     torch, ``amount=1.0`` zeroes every slice; :func:`compresskit.pruning.prune_units`, which
-    cuts units out, refuses to leave a layer with none.
+    cuts units out, refuses to leave a layer with none. A 1-D tensor (a bias) has no slices:
+    refused with ValueError, as torch refuses it.
     """
+    _check_structured("weight", weight)
     norms = slice_norms(weight, n, dim)
     k = check_amount("amount", amount, norms.numel())
     dim = dim % weight.dim()
@@ -121,8 +132,10 @@ def ln_structured_mask(weight: torch.Tensor, amount: float | int, n: float = 2, 
 
 def global_magnitude_masks(weights: Sequence[torch.Tensor], amount: float | int) -> list[torch.Tensor]:
     """Masks that drop the ``amount`` smallest ``|w|`` among all ``weights`` ranked together."""
-    if isinstance(weights, torch.Tensor) or len(weights) == 0:
-        raise TypeError("`weights` must be a non-empty list of tensors")
+    if isinstance(weights, torch.Tensor) or not isinstance(weights, Sequence):
+        raise TypeError(f"`weights` must be a list of tensors; got {type(weights).__name__} {_show(weights)}")
+    if len(weights) == 0:
+        raise ValueError(f"`weights` must hold at least one tensor; got {type(weights).__name__} {weights!r}")
     for i, w in enumerate(weights):
         check_tensor(f"weights[{i}]", w, floating=True, finite=True)
     flat = torch.cat([w.detach().flatten() for w in weights])
@@ -200,31 +213,92 @@ def _check_target(module: Any, name: Any) -> torch.Tensor:
     return check_tensor(f"{type(module).__name__}.{name}", tensor, floating=True, finite=True)
 
 
+def _remaining(module: nn.Module, name: str, dim: int | None = None) -> int:
+    """How many entries (``dim=None``) or slices along ``dim`` are still unpruned: what an int
+    ``amount`` counts from, as in torch, where a second pruning acts on what the first left."""
+    mask = getattr(module, f"{name}_mask", None)
+    tensor = _check_target(module, name)
+    if not isinstance(mask, torch.Tensor):
+        return tensor.numel() if dim is None else tensor.shape[dim]
+    if dim is None:
+        return int(mask.count_nonzero())
+    others = [d for d in range(mask.dim()) if d != dim % mask.dim()]
+    return int((mask.sum(dim=others) != 0).sum())
+
+
+def _check_scores(module: nn.Module, name: str, importance_scores: Any) -> None:
+    if importance_scores is not None:
+        shape = _check_target(module, name).shape
+        check_tensor("importance_scores", importance_scores, floating=True, finite=True)
+        if importance_scores.shape != shape:
+            raise ValueError(f"`importance_scores` must have the shape of `{name}` {tuple(shape)}; got {tuple(importance_scores.shape)}")
+
+
+@contextlib.contextmanager
+def _rollback(module: nn.Module) -> Iterator[None]:
+    """Undo everything a pruning call did to ``module`` if it raises: parameters, buffers,
+    forward pre-hooks, plain attributes, and the methods of an existing pruning container."""
+    saved = {key: dict(getattr(module, key)) for key in ("_parameters", "_buffers", "_forward_pre_hooks")}
+    attributes = dict(module.__dict__)
+    containers = {h: h._pruning_methods for h in saved["_forward_pre_hooks"].values() if isinstance(h, prune.PruningContainer)}
+    try:
+        yield
+    except BaseException:
+        for key, contents in saved.items():
+            getattr(module, key).clear()
+            getattr(module, key).update(contents)
+        for key in set(module.__dict__) - set(attributes):
+            del module.__dict__[key]
+        module.__dict__.update(attributes)
+        for container, methods in containers.items():
+            container._pruning_methods = methods
+        raise
+
+
 def l1_unstructured(module: nn.Module, name: str, amount: float | int, importance_scores: torch.Tensor | None = None) -> nn.Module:
     """Prune ``amount`` entries of ``module.<name>`` with the smallest ``|importance_scores|``
-    (the weights themselves by default). Same signature and mask as torch's."""
-    _check_target(module, name)
-    return L1Unstructured.apply(module, name, amount=amount, importance_scores=importance_scores)
+    (the weights themselves by default). Same signature, mask and return value (the module)
+    as torch's. On an already-pruned tensor, ``amount`` counts among the entries left."""
+    check_amount("amount", amount, _remaining(module, name))
+    _check_scores(module, name, importance_scores)
+    with _rollback(module):
+        L1Unstructured.apply(module, name, amount=amount, importance_scores=importance_scores)
+    return module
 
 
 def threshold_unstructured(module: nn.Module, name: str, threshold: float, importance_scores: torch.Tensor | None = None) -> nn.Module:
-    """Prune every entry of ``module.<name>`` whose magnitude is below ``threshold``."""
+    """Prune every entry of ``module.<name>`` whose magnitude is below ``threshold``; returns the module."""
     _check_target(module, name)
-    return ThresholdUnstructured.apply(module, name, threshold=threshold, importance_scores=importance_scores)
+    check_real("threshold", threshold, 0.0)
+    _check_scores(module, name, importance_scores)
+    with _rollback(module):
+        ThresholdUnstructured.apply(module, name, threshold=threshold, importance_scores=importance_scores)
+    return module
 
 
 def random_unstructured(module: nn.Module, name: str, amount: float | int, *, seed: int = 0) -> nn.Module:
-    """Prune ``amount`` entries of ``module.<name>`` chosen at random from ``seed``."""
-    _check_target(module, name)
-    return RandomUnstructured.apply(module, name, amount=amount, seed=seed)
+    """Prune ``amount`` entries of ``module.<name>`` chosen at random from ``seed``; returns the module."""
+    check_amount("amount", amount, _remaining(module, name))
+    check_seed("seed", seed)
+    with _rollback(module):
+        RandomUnstructured.apply(module, name, amount=amount, seed=seed)
+    return module
 
 
 def ln_structured(
     module: nn.Module, name: str, amount: float | int, n: float, dim: int, importance_scores: torch.Tensor | None = None
 ) -> nn.Module:
-    """Prune the ``amount`` slices of ``module.<name>`` along ``dim`` with the smallest Ln norm."""
-    _check_target(module, name)
-    return LnStructured.apply(module, name, amount=amount, n=n, dim=dim, importance_scores=importance_scores)
+    """Prune the ``amount`` slices of ``module.<name>`` along ``dim`` with the smallest Ln norm;
+    returns the module. A 1-D tensor (a bias) is refused, as torch refuses it."""
+    tensor = _check_target(module, name)
+    _check_structured(f"{type(module).__name__}.{name}", tensor)
+    _check_norm(n)
+    dim = check_int("dim", dim, -tensor.dim(), tensor.dim() - 1)
+    check_amount("amount", amount, _remaining(module, name, dim))
+    _check_scores(module, name, importance_scores)
+    with _rollback(module):
+        LnStructured.apply(module, name, amount=amount, n=n, dim=dim, importance_scores=importance_scores)
+    return module
 
 
 def global_unstructured(
@@ -236,16 +310,17 @@ def global_unstructured(
     """Rank the entries of all ``parameters`` together and prune them with one ``pruning_method``
     (e.g. ``L1Unstructured, amount=0.9``); as torch's, entries already pruned stay pruned and
     ``amount`` counts among the rest."""
-    parameters = list(parameters)
-    if not parameters:
-        raise ValueError("`parameters` must list at least one (module, name) pair; got none")
+    parameters = _check_parameters(parameters)
     if not (isinstance(pruning_method, type) and issubclass(pruning_method, prune.BasePruningMethod)):
         raise TypeError(f"`pruning_method` must be a BasePruningMethod subclass; got {pruning_method!r}")
     if pruning_method.PRUNING_TYPE != "unstructured":
         raise TypeError(f"`pruning_method` must be unstructured for global pruning; got {pruning_method.__name__}")
+    importance_scores = {} if importance_scores is None else importance_scores
+    if not isinstance(importance_scores, dict):
+        raise TypeError(f"`importance_scores` must be a dict {{(module, name): tensor}}; got {type(importance_scores).__name__}")
     for module, name in parameters:
-        _check_target(module, name)
-    importance_scores = importance_scores or {}
+        if (module, name) in importance_scores:
+            _check_scores(module, name, importance_scores[(module, name)])
     scores = torch.cat([importance_scores.get((m, n), getattr(m, n)).detach().flatten() for m, n in parameters])
     default = torch.cat([getattr(m, f"{n}_mask", torch.ones_like(getattr(m, n))).flatten() for m, n in parameters])
     method = pruning_method(**kwargs)
@@ -267,23 +342,25 @@ def prunable_parameters(model: nn.Module, types: tuple[type[nn.Module], ...] = (
     return [(m, "weight") for m in model.modules() if isinstance(m, types)]
 
 
-def set_sparsity(parameters: Parameters, amount: float, *, scope: str = "global") -> None:
-    """Magnitude-prune ``parameters`` so that a fraction ``amount`` of their entries is zero.
+def set_sparsity(parameters: Parameters, amount: float | int, *, scope: str = "global") -> None:
+    """Magnitude-prune ``parameters`` so that ``amount`` of their entries are zero in total.
 
+    ``amount`` follows torch: a float is a fraction in [0, 1], an int a count of entries (of
+    all ``parameters`` together for ``scope="global"``, of each tensor for ``scope="layer"``).
     Unlike ``l1_unstructured`` applied twice, ``amount`` is the total, not a share of what is
     left: the mask is recomputed from the current effective weights ``W_orig * mask`` and
     written into the existing ``weight_mask`` buffer (pruned entries are zero, so they stay
     pruned). ``scope`` is "global" (rank all layers together) or "layer" (each layer alone).
-    Gradual pruning calls this on a schedule.
+    Gradual pruning calls this on a schedule. Every pair and ``amount`` are checked before
+    anything changes: a failed call leaves every module as it was.
     """
     if scope not in ("global", "layer"):
         raise ValueError(f"`scope` must be one of ['global', 'layer']; got {scope!r}")
-    check_real("amount", amount, 0.0, 1.0)
-    parameters = list(parameters)
-    if not parameters:
-        raise ValueError("`parameters` must list at least one (module, name) pair; got none")
+    parameters = _check_parameters(parameters)
+    sizes = [_check_target(m, n).numel() for m, n in parameters]
+    for size in [sum(sizes)] if scope == "global" else sizes:
+        check_amount("amount", amount, size)
     for module, name in parameters:
-        _check_target(module, name)
         if not hasattr(module, f"{name}_mask"):
             prune.identity(module, name)
     effective = [getattr(m, f"{n}_orig").detach() * getattr(m, f"{n}_mask") for m, n in parameters]
@@ -297,6 +374,22 @@ def set_sparsity(parameters: Parameters, amount: float, *, scope: str = "global"
             setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
 
 
+def _check_parameters(parameters: Any) -> list[tuple[nn.Module, str]]:
+    """A non-empty list of distinct (module, parameter name) pairs, each checked."""
+    if isinstance(parameters, (nn.Module, torch.Tensor, str)) or not isinstance(parameters, Iterable):
+        raise TypeError(f"`parameters` must be a list of (module, name) pairs; got {type(parameters).__name__} {_show(parameters)}")
+    parameters = list(parameters)
+    if not parameters:
+        raise ValueError("`parameters` must list at least one (module, name) pair; got none")
+    for i, pair in enumerate(parameters):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"`parameters[{i}]` must be a (module, name) pair; got {type(pair).__name__} {_show(pair)}")
+        _check_target(*pair)
+    if len({(id(m), n) for m, n in parameters}) != len(parameters):
+        raise ValueError("`parameters` must not list the same (module, name) pair twice")
+    return parameters
+
+
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of zero entries in the (effective) weight of every Linear / Conv2d, by name."""
     check_module("model", model)
@@ -306,18 +399,6 @@ def layer_sparsity(model: nn.Module) -> dict[str, float]:
             weight = module.weight_orig * module.weight_mask if hasattr(module, "weight_mask") else module.weight
             out[name] = 1.0 - int(torch.count_nonzero(weight.detach())) / weight.numel()
     return out
-
-
-def copy_model(model: nn.Module) -> nn.Module:
-    """``copy.deepcopy`` that also works on a pruned model after a forward pass with gradients
-    on (where ``weight = weight_orig * weight_mask`` is not a leaf tensor and cannot be copied)."""
-    check_module("model", model)
-    with torch.no_grad():
-        for module in model.modules():
-            for hook in module._forward_pre_hooks.values():
-                if isinstance(hook, prune.BasePruningMethod):
-                    setattr(module, hook._tensor_name, hook.apply_mask(module))
-    return copy.deepcopy(model)
 
 
 def remove_masks(model: nn.Module) -> nn.Module:

@@ -46,10 +46,16 @@ NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 @dataclass(frozen=True)
 class Coupling:
-    """Layers that change together when units of ``producer`` are removed.
+    """Layers that change together when units of ``producer`` are removed (names in the model).
 
-    ``group`` is how many input features of ``consumer`` each unit feeds: 1, or H*W when a
-    Conv2d's channels are flattened into a Linear layer.
+    Attributes
+    ----------
+    producer : the Linear / Conv2d whose output units (rows, filters) are removed.
+    consumer : the next Linear / Conv2d, which loses the input columns those units fed.
+    norm : the BatchNorm between them, which loses the same entries; None if there is none.
+    group : how many consecutive input features of ``consumer`` each unit feeds: 1 between
+        two Linear or two Conv2d layers; H*W when a Conv2d's (C, H, W) output is flattened
+        into a Linear layer (unit ``j`` feeds columns ``j*H*W`` to ``(j+1)*H*W - 1``).
     """
 
     producer: str
@@ -117,7 +123,14 @@ def _check_coupling(model: nn.Module, coupling: Coupling, keep: torch.Tensor) ->
     check_module("model", model)
     if not isinstance(coupling, Coupling):
         raise TypeError(f"`coupling` must be a Coupling (see find_couplings); got {type(coupling).__name__}")
+    children = dict(model.named_children())
+    for role in ("producer", "norm", "consumer"):
+        layer = getattr(coupling, role)
+        if layer is not None and layer not in children:
+            raise ValueError(f"`coupling` must name layers of `model`: its {role} {layer!r} is not one of {list(children)}")
     producer = getattr(model, coupling.producer)
+    if not isinstance(keep, torch.Tensor):
+        raise TypeError(f"`keep` must be a 1-D tensor of unit indices; got {type(keep).__name__} {keep!r:.80}")
     keep = torch.as_tensor(keep)
     if keep.dim() != 1 or keep.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"`keep` must be a 1-D tensor of unit indices; got {keep.dtype} of shape {tuple(keep.shape)}")
@@ -189,15 +202,28 @@ def remove_units(model: nn.Sequential, coupling: Coupling, keep: torch.Tensor) -
     return new
 
 
+def _check_layers(layers: object, names: list[str], what: str) -> None:
+    """``None`` (every layer) or a non-empty list of names among ``names``; ``[]`` is refused
+    rather than read as "none" or "all"."""
+    if layers is None:
+        return
+    if isinstance(layers, str) or not isinstance(layers, (list, tuple)):
+        raise TypeError(f"`layers` must be a list of layer names or None (all); got {type(layers).__name__} {layers!r:.80}")
+    if len(layers) == 0:
+        raise ValueError(f"`layers` must name at least one layer, or be None for all of them; got {layers!r}")
+    for name in layers:
+        if name not in names:
+            raise ValueError(f"`layers` must name {what} (one of {names}); got {name!r}")
+
+
 def prune_units(model: nn.Sequential, amount: float | int, *, n: float = 2, layers: list[str] | None = None) -> nn.Sequential:
     """Remove the ``amount`` least important units (Ln norm) of every prunable layer (or of
-    ``layers``): a new, smaller dense model. Importance is measured on ``model`` before any
-    removal (Li et al.'s "independent" strategy), so masking the same units gives the same outputs."""
+    ``layers``, a non-empty list; ``None`` means all): a new, smaller dense model. Importance
+    is measured on ``model`` before any removal (Li et al.'s "independent" strategy), so
+    masking the same units gives the same outputs. ``model`` itself is not changed."""
     couplings = find_couplings(model)
     names = [c.producer for c in couplings]
-    for name in layers or []:
-        if name not in names:
-            raise ValueError(f"`layers` must name prunable layers (one of {names}); got {name!r}")
+    _check_layers(layers, names, "prunable layers")
     chosen = [c for c in couplings if layers is None or c.producer in layers]
     keeps = []
     for coupling in chosen:
