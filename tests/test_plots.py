@@ -82,3 +82,28 @@ def test_relative_spread_divides_each_series_by_its_median_and_labels_the_spread
 def test_relative_spread_refuses_bad_series(bad, match):
     with pytest.raises(ValueError, match=match):
         plots.relative_spread(bad)
+
+
+def test_quantization_grid_draws_values_levels_clip_range_and_arrows():
+    levels = np.arange(8) * 0.25 - 0.5  # a 3-bit grid, scale 0.25
+    ax = plots.quantization_grid([-0.62, 0.1, 0.33, 1.27], [-0.5, 0.0, 0.25, 1.25], levels, clip=(-0.5, 1.25), unit="weight")
+    assert ax.collections[0].get_segments()[0][0][0] == pytest.approx(-0.5)  # one tick per level
+    assert len(ax.collections[0].get_segments()) == 8
+    assert ax.collections[1].get_offsets()[:, 0].tolist() == pytest.approx([-0.62, 0.1, 0.33, 1.27])  # the values
+    assert [t.xyann[0] for t in ax.texts] == pytest.approx([-0.62, 0.1, 0.33, 1.27])  # each arrow starts at a value
+    assert [t.xy[0] for t in ax.texts] == pytest.approx([-0.5, 0.0, 0.25, 1.25])  # and ends where it rounds to
+    assert ax.patches[0].get_x() == pytest.approx(-0.5) and ax.patches[0].get_width() == pytest.approx(1.75)  # clip span
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["clipping range [-0.5, 1.25]", "grid: 8 levels", "real values"]
+    assert "weight" in ax.get_xlabel()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(values=[0.1, 0.2], rounded=[0.0], levels=[0.0, 0.25], clip=(0, 1)), "one entry per value"),
+    (dict(values=[], rounded=[], levels=[0.0], clip=(0, 1)), "must not be empty"),
+    (dict(values=[0.1], rounded=[0.0], levels=[0.0], clip=(1, 0)), "low < high"),
+    (dict(values=[0.1], rounded=[0.0], levels=[0.0], clip=(0, 1, 2)), "low < high"),
+])
+def test_quantization_grid_refuses_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plots.quantization_grid(**kwargs)

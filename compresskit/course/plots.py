@@ -101,3 +101,43 @@ def relative_spread(series: Mapping[str, Sequence[float]], *, ax: Axes | None = 
     ax.set_title(title)
     ax.margins(y=0.2)  # room for the labels above the columns
     return ax
+
+
+def quantization_grid(
+    values: Sequence[float],
+    rounded: Sequence[float],
+    levels: Sequence[float],
+    *,
+    clip: tuple[float, float],
+    ax: Axes | None = None,
+    unit: str = "",
+    title: str = "",
+) -> Axes:
+    """A quantization grid on a number line: the real ``values`` (dots above the line), the
+    grid ``levels`` (ticks on it), the clipping range ``clip`` (shaded: values outside it are
+    clamped to its ends) and an arrow from each value to the level it is ``rounded`` to."""
+    v = check_array("values", values, ndim=1)
+    r = check_array("rounded", rounded, ndim=1)
+    g = check_array("levels", levels, ndim=1)
+    if v.size == 0 or g.size == 0:
+        raise ValueError(f"`values` and `levels` must not be empty; got {v.size} values and {g.size} levels")
+    if r.shape != v.shape:
+        raise ValueError(f"`rounded` must have one entry per value ({v.size}); got {r.size}")
+    c = check_array("clip", clip, ndim=1)
+    if c.size != 2 or not c[0] < c[1]:
+        raise ValueError(f"`clip` must be (low, high) with low < high; got {clip!r}")
+    lo, hi = float(c[0]), float(c[1])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 2.2))
+    ax.axhline(0.0, color="0.3", lw=1)
+    ax.axvspan(lo, hi, color="C0", alpha=0.12, label=f"clipping range [{lo:.3g}, {hi:.3g}]")
+    ax.vlines(g, -0.15, 0.15, color="C0", lw=1.2, label=f"grid: {g.size} levels")
+    ax.scatter(v, np.full(v.size, 1.0), color="C3", zorder=3, label="real values")
+    for x, x_hat in zip(v, r):
+        ax.annotate("", xy=(x_hat, 0.15), xytext=(x, 0.9), arrowprops=dict(arrowstyle="->", color="C3", lw=1))
+    ax.set_ylim(-0.5, 1.6)
+    ax.set_yticks([])
+    ax.set_xlabel(f"value{f' ({unit})' if unit else ''}: each arrow ends at the grid level the value is stored as")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small", ncol=3, frameon=False)
+    return ax
