@@ -107,3 +107,25 @@ def test_quantization_grid_draws_values_levels_clip_range_and_arrows():
 def test_quantization_grid_refuses_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         plots.quantization_grid(**kwargs)
+
+
+def test_accuracy_vs_sparsity_draws_each_curve_in_percent_with_dense_and_chance():
+    curves = {"global": ([0.5, 0.9], [0.975, 0.797]), "random": ([0.5, 0.9], [0.931, 0.106])}
+    ax = plots.accuracy_vs_sparsity(curves, dense=0.975, chance=0.1)
+    drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+    assert drawn["global"] == (pytest.approx([50, 90]), pytest.approx([97.5, 79.7]))
+    assert drawn["random"][1] == pytest.approx([93.1, 10.6])
+    assert drawn["dense 97.5%"][1][0] == pytest.approx(97.5)
+    assert drawn["chance 10.0%"][1][0] == pytest.approx(10.0)
+    assert ax.get_xlabel() == "weights removed (%)" and ax.get_ylabel() == "test accuracy (%)"
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({}, "non-empty mapping"),
+    ({"a": [0.5, 0.9, 0.1]}, "must be a \\(sparsities, accuracies\\) pair"),
+    ({"a": ([0.5, 0.9], [0.9])}, "as many accuracies as sparsities"),
+    ({"a": ([50, 90], [0.9, 0.8])}, "fractions in \\[0, 1\\]"),
+])
+def test_accuracy_vs_sparsity_refuses_bad_curves(bad, match):
+    with pytest.raises(ValueError, match=match):
+        plots.accuracy_vs_sparsity(bad)

@@ -141,3 +141,45 @@ def quantization_grid(
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize="small", ncol=3, frameon=False)
     return ax
+
+
+def accuracy_vs_sparsity(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    dense: float | None = None,
+    chance: float | None = None,
+    ax: Axes | None = None,
+    title: str = "",
+    xlabel: str = "weights removed (%)",
+) -> Axes:
+    """One line per ``name: (sparsities, accuracies)``, both fractions in [0, 1], drawn in %:
+    how much accuracy each pruning method keeps as it removes more. ``dense`` draws the
+    unpruned model's accuracy and ``chance`` the accuracy of guessing, as horizontal lines."""
+    if not isinstance(curves, Mapping) or len(curves) == 0:
+        raise ValueError(f"`curves` must be a non-empty mapping of name to (sparsities, accuracies); got {curves!r}")
+    lines = {}
+    for name, pair in curves.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"`curves[{name!r}]` must be a (sparsities, accuracies) pair; got {pair!r}")
+        x = check_array(f"curves[{name!r}] sparsities", pair[0], ndim=1)
+        y = check_array(f"curves[{name!r}] accuracies", pair[1], ndim=1)
+        if x.size == 0 or x.shape != y.shape:
+            raise ValueError(f"`curves[{name!r}]` must hold as many accuracies as sparsities, at least one; "
+                             f"got {x.size} and {y.size}")
+        if ((x < 0) | (x > 1) | (y < 0) | (y > 1)).any():
+            raise ValueError(f"`curves[{name!r}]` must hold fractions in [0, 1]; got {x.tolist()} and {y.tolist()}")
+        lines[str(name)] = (x, y)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, (x, y)) in enumerate(lines.items()):
+        ax.plot(100 * x, 100 * y, "o-", color=f"C{i % 10}", label=name)
+    for level, label, style in ((dense, "dense", "-"), (chance, "chance", ":")):
+        if level is not None:
+            ax.axhline(100 * check_array(label, [level], ndim=1)[0], color="k", ls=style, lw=0.8,
+                       label=f"{label} {level:.1%}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
