@@ -129,3 +129,27 @@ def test_accuracy_vs_sparsity_draws_each_curve_in_percent_with_dense_and_chance(
 def test_accuracy_vs_sparsity_refuses_bad_curves(bad, match):
     with pytest.raises(ValueError, match=match):
         plots.accuracy_vs_sparsity(bad)
+
+
+def test_accuracy_vs_bytes_puts_each_model_at_its_size_and_accuracy():
+    points = {"teacher": (20_871_637, 0.989), "student": (11_933, 0.986), "tree": (33_589, 0.85)}
+    ax = plots.accuracy_vs_bytes(points, highlight=["student"])
+    offsets = np.array([c.get_offsets()[0] for c in ax.collections])
+    assert offsets == pytest.approx(np.array([[20_871_637, 98.9], [11_933, 98.6], [33_589, 85.0]]))
+    assert [t.get_text() for t in ax.texts] == ["teacher", "student", "tree"]
+    sizes = [c.get_sizes()[0] for c in ax.collections]
+    assert sizes[1] > sizes[0] == sizes[2]  # the highlighted student stands out
+    assert ax.get_xscale() == "log" and "bytes" in ax.get_xlabel() and "log scale" in ax.get_xlabel()
+    assert ax.get_ylabel() == "test accuracy (%)"
+
+
+@pytest.mark.parametrize("bad, kwargs, match", [
+    ({}, {}, "non-empty mapping"),
+    ({"a": (0, 0.5)}, {}, "bytes must all be > 0"),
+    ({"a": (10, 98.0)}, {}, "fractions in \\[0, 1\\]"),
+    ({"a": (10, 0.5, 3)}, {}, "\\(bytes, accuracy\\) pairs"),
+    ({"a": (10, 0.5)}, {"highlight": ["b"]}, "`highlight` must name entries"),
+])
+def test_accuracy_vs_bytes_refuses_bad_input(bad, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plots.accuracy_vs_bytes(bad, **kwargs)

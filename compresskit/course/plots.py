@@ -183,3 +183,40 @@ def accuracy_vs_sparsity(
     ax.set_title(title)
     ax.legend(fontsize="small")
     return ax
+
+
+def accuracy_vs_bytes(
+    points: Mapping[str, tuple[float, float]],
+    *,
+    ax: Axes | None = None,
+    title: str = "",
+    highlight: Sequence[str] = (),
+) -> Axes:
+    """One labelled point per ``name: (bytes on disk, accuracy as a fraction)``: bytes on a log
+    x axis, accuracy in % on the y axis, so models a thousand times apart fit on one plot.
+    Names in ``highlight`` (the compressed models, say) are drawn as larger stars."""
+    if not isinstance(points, Mapping) or len(points) == 0:
+        raise ValueError(f"`points` must be a non-empty mapping of name to (bytes, accuracy); got {points!r}")
+    xy = check_array("points", [tuple(p) for p in points.values()], ndim=2)
+    if xy.shape[1] != 2:
+        raise ValueError(f"`points` values must be (bytes, accuracy) pairs; got {xy.shape[1]} numbers each")
+    if (xy[:, 0] <= 0).any():
+        raise ValueError(f"`points` bytes must all be > 0 on a log scale; got {xy[:, 0].min()!r}")
+    if ((xy[:, 1] < 0) | (xy[:, 1] > 1)).any():
+        raise ValueError(f"`points` accuracies must be fractions in [0, 1]; got {xy[:, 1].tolist()}")
+    unknown = [name for name in highlight if name not in points]
+    if unknown:
+        raise ValueError(f"`highlight` must name entries of `points`; got {unknown}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for i, (name, (size, acc)) in enumerate(zip(points, xy)):
+        star = name in highlight
+        ax.scatter(size, 100 * acc, s=120 if star else 40, marker="*" if star else "o", color=f"C{i % 10}", zorder=3)
+        ax.annotate(name, (size, 100 * acc), xytext=(5, 4), textcoords="offset points", fontsize="small")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes on disk (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.margins(x=0.25, y=0.1)  # room for the labels right of the points
+    return ax
