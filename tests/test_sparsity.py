@@ -381,3 +381,35 @@ def test_sparsifier_hooks_are_removed_on_exit():
 def test_gradient_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- every other public function refuses bad input, naming the argument ----------------------
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: S.to_bitmask(torch.ones(3)), ValueError, "`dense` must have 2 dimensions"),
+    (lambda m: S.count_fillers(torch.ones(2, 2), index_bits=5), ValueError, "`index_bits` must be one of"),
+    (lambda m: S.encode(torch.ones(2, 2), "dense"), ValueError, "`fmt` must be one of .*; got 'dense'"),
+    (lambda m: S.is_nm_sparse(torch.ones(2, 6), 2, 4), ValueError, "`m` must divide the row length 6"),
+    (lambda m: S.index_bits(1), ValueError, r"`m` must be an integer in \[2, 256\]; got 1"),
+    (lambda m: S.pack_nm(torch.ones(2, 8), 5, 4), ValueError, "`n` must be at most `m` = 4"),
+    (lambda m: S.packed_bytes(torch.ones(2)), TypeError, "`packed` must be an NMPacked"),
+    (lambda m: S.magnitude_scores([1.0]), TypeError, "`weight` must be a torch.Tensor"),
+    (lambda m: S.random_scores(torch.ones(2), seed=-1), ValueError, r"`seed` must be an integer in \[0, inf\]; got -1"),
+    (lambda m: S.weight_sparsity("model"), TypeError, "`model` must be a torch.nn.Module"),
+    (lambda m: S.total_sparsity(nn.Sequential(nn.ReLU())), ValueError, "must have a Linear or Conv2d layer"),
+    (lambda m: S.filter_norms(torch.ones(2, 2, 2)), ValueError, "`weight` must have 2 or 4 dimensions"),
+    (lambda m: S.taylor_unit_scores(m, torch.rand(2, 1, 8, 8), torch.zeros(3, dtype=torch.long)), ValueError, "same length; got 2 and 3"),
+    (lambda m: S.dead_units(nn.ModuleList([m])), TypeError, "`model` must be an nn.Sequential"),
+    (lambda m: S.constant_outputs(m, "fc1", torch.tensor([0])), TypeError, "`chain` must be a Chain"),
+    (lambda m: S.constant_outputs(m, S.Chain("fc1", "fc2", None, 1), torch.tensor([8])), ValueError, r"`units` must hold unit indices in \[0, 7\]; got \[8\]"),
+    (lambda m: S.remove_units(m, S.Chain("fc2", "fc1"), torch.tensor([0])), ValueError, "`chain` must be one of the model's chains"),
+    (lambda m: S.repair(m, max_rounds=0), ValueError, r"`max_rounds` must be an integer in \[1, inf\]; got 0"),
+    (lambda m: S.repair(nn.ModuleList([m])), TypeError, "`model` must be an nn.Sequential"),
+    (lambda m: S.recalibrate_batchnorm(m, torch.rand(4, 1, 8, 8), batch_size=1), ValueError, r"`batch_size` must be an integer in \[2, inf\]"),
+])
+def test_more_bad_input_leaves_the_model_unchanged(call, error, match):
+    model = models.mlp((8,), seed=0)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(error, match=match):
+        call(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -124,7 +124,14 @@ def dead_units(model: nn.Sequential) -> dict[str, dict[str, torch.Tensor]]:
 @torch.no_grad()
 def constant_outputs(model: nn.Sequential, chain: Chain, units: torch.Tensor) -> torch.Tensor:
     """``c_j`` of Eq. (2): the output of each unit in ``units`` when its weights are all zero."""
+    if not isinstance(chain, Chain):
+        raise TypeError(f"`chain` must be a Chain (see find_chains); got {type(chain).__name__}")
+    if chain not in find_chains(model):
+        raise ValueError(f"`chain` must be one of the model's chains {find_chains(model)}; got {chain}")
     producer = getattr(model, chain.producer)
+    units = torch.as_tensor(units).long().flatten()
+    if units.numel() and (int(units.min()) < 0 or int(units.max()) >= _units(producer)):
+        raise ValueError(f"`units` must hold unit indices in [0, {_units(producer) - 1}]; got {units.tolist()}")
     value = producer.bias.detach()[units] if producer.bias is not None else torch.zeros(len(units))
     if chain.norm is not None:
         bn = getattr(model, chain.norm)
@@ -163,7 +170,10 @@ def remove_units(model: nn.Sequential, chain: Chain, remove: torch.Tensor, *, fo
     """A new model without units ``remove`` of ``chain.producer``; ``fold`` (one constant per
     removed unit, :func:`constant_outputs`) is added into the consumer's bias (Eq. (2)).
     ``model`` is not changed."""
-    check_module("model", model)
+    if not isinstance(chain, Chain):
+        raise TypeError(f"`chain` must be a Chain (see find_chains); got {type(chain).__name__}")
+    if chain not in find_chains(model):
+        raise ValueError(f"`chain` must be one of the model's chains {find_chains(model)}; got {chain}")
     producer, consumer = getattr(model, chain.producer), getattr(model, chain.consumer)
     remove = torch.as_tensor(remove).long().flatten()
     n = _units(producer)
