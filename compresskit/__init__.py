@@ -5,9 +5,9 @@ Three layers, imports only point down:
 * core: :mod:`compresskit.data`, :mod:`compresskit.models`, :mod:`compresskit.train`,
   :mod:`compresskit.measure` (and the private :mod:`compresskit._validation`).
   Knows nothing of compression.
-* techniques: one module per topic (``pruning``, ``quantization``, ``sparsity``,
-  ``ensembles``, ``distillation``, ``superres``), each importing core only;
-  ``training`` (training-time compression) is the one that combines techniques.
+* techniques: one package per topic, ``pruning``, ``quantization``, ``sparsity``,
+  ``ensembles``, ``distillation`` and ``superres``, each importing core only, so that one
+  can be copied out with the core beside it (``tests/test_layers.py`` checks).
 * course support: :mod:`compresskit.course` (exercise checkers, explorers, plots).
   Nothing else in the library imports it.
 """
