@@ -111,7 +111,7 @@ def machine_notes(topics: Sequence[str] = ("cpu",)) -> tuple[str, ...]:
         except ImportError:
             notes.append("onnxruntime not installed")
     if measure.clock_is_random():
-        notes.append(f"timings come from the random test clock ({measure.CLOCK_ENV}), so this verdict says nothing")
+        notes.append(f"timings come from the random test clock ({measure.CLOCK_ENV}): they say nothing about this machine")
     return tuple(notes)
 
 
