@@ -33,12 +33,11 @@ References
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from compresskit._validation import check_choice, check_int, check_module, check_tensor
+from compresskit.models import copy_model
 
 HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 ROUNDING = ("nearest", "floor")
@@ -63,17 +62,22 @@ def float_format(dtype: torch.dtype) -> dict[str, float | int]:
 def round_trip(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``x`` stored in ``dtype`` and read back as float32 (overflow becomes +-inf)."""
     x = check_tensor("x", x, floating=True, nonempty=False)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating-point torch.dtype; got {dtype!r}")
     return x.to(dtype).float()
 
 
 class HalfPrecision(nn.Module):
-    """A copy of ``model`` whose weights and arithmetic are in ``dtype``; float32 in and out."""
+    """A copy of ``model`` whose weights and arithmetic are in ``dtype``; float32 in and out.
+
+    A pruned model works (its masks are copied and converted too); ``model`` is not changed.
+    """
 
     def __init__(self, model: nn.Module, dtype: str = "float16") -> None:
         super().__init__()
         check_module("model", model)
         self.dtype = HALF_DTYPES[check_choice("dtype", dtype, list(HALF_DTYPES))]
-        self.model = copy.deepcopy(model).to(self.dtype).eval()
+        self.model = copy_model(model).to(self.dtype).eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.to(self.dtype)).float()

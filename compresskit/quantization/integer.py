@@ -28,12 +28,12 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import numbers
 
 import torch
 from torch import nn
 
-from compresskit._validation import check_module, check_tensor
+from compresskit._validation import check_int, check_module, check_real, check_tensor, check_type
 from compresskit.quantization.calibration import calibrate
 from compresskit.quantization.linear import calculate_qparams, fake_quantize, quantize, quantize_tensor
 
@@ -60,7 +60,19 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor,
     """int32 accumulators -> output integers: ``clamp(Z + round(acc * M), quant_min, quant_max)``.
 
     Integer arithmetic only: a 64-bit product and a rounding right shift (round half up).
+    ``multiplier`` and ``shift`` are :func:`quantize_multiplier`'s (per tensor or one per
+    output channel, the last dimension of ``acc``); ``acc`` must fit in int32, so that the
+    product fits in int64.
     """
+    acc = _check_integer_tensor("acc", acc, -(2**31), 2**31 - 1)
+    multiplier = _check_integer_tensor("multiplier", multiplier, 0, 2**31 - 1)
+    shift = _check_integer_tensor("shift", shift, -30, 31)  # total shift 31 + shift in [1, 62]
+    for name, value in (("multiplier", multiplier), ("shift", shift)):
+        if value.dim() > 1 or (value.dim() == 1 and value.numel() not in (1, acc.shape[-1] if acc.dim() else 1)):
+            raise ValueError(f"`{name}` must be one number or one per output channel ({acc.shape[-1] if acc.dim() else 1}); got shape {tuple(value.shape)}")
+    quant_min = check_int("quant_min", quant_min)
+    quant_max = check_int("quant_max", quant_max, quant_min + 1)
+    zero_point = check_int("zero_point", zero_point, quant_min, quant_max)
     total_shift = 31 + shift
     product = acc.to(torch.int64) * multiplier
     half = torch.bitwise_left_shift(torch.ones_like(total_shift), total_shift - 1)  # 2^(s-1): rounds half up
@@ -68,28 +80,89 @@ def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor,
     return torch.clamp(rounded + zero_point, quant_min, quant_max)
 
 
-@dataclass
-class IntegerLinear:
-    """One Linear layer (optionally followed by ReLU) in integers."""
+def _check_integer_tensor(name: str, value: object, low: int, high: int) -> torch.Tensor:
+    """An integer tensor (or int) with every value in [low, high]."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = torch.tensor(int(value))
+    value = check_tensor(name, value, nonempty=False)
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"`{name}` must be an integer tensor; got dtype {value.dtype}")
+    if value.numel() and (int(value.min()) < low or int(value.max()) > high):
+        raise ValueError(f"`{name}` must hold integers in [{low}, {high}]; got values in [{int(value.min())}, {int(value.max())}]")
+    return value
 
-    weight: torch.Tensor  # (out, in) int8, symmetric per output channel
-    weight_scale: torch.Tensor  # (out,) float32
-    bias: torch.Tensor  # (out,) int32, scale S_x * S_w
-    input_scale: float
-    input_zero_point: int
-    output_scale: float
-    output_zero_point: int
-    multiplier: torch.Tensor  # (out,) int64
-    shift: torch.Tensor  # (out,) int64
-    relu: bool
+
+class IntegerLinear(nn.Module):
+    """One Linear layer (optionally followed by ReLU) in integers.
+
+    Buffers (``.to()`` moves them, ``state_dict()`` saves them): ``weight`` (out, in) int8,
+    symmetric per output channel; ``weight_scale`` (out,) float32; ``bias`` (out,) int32 at
+    scale ``S_x S_w``; ``multiplier`` and ``shift`` (out,) int64, Eq. (6). The activation
+    grids' ``input_scale``, ``input_zero_point``, ``output_scale`` and ``output_zero_point``
+    are Python numbers, written into the state dict as 0-d tensors, as torch's quantized
+    ``Linear`` does with its ``scale`` and ``zero_point``.
+    """
+
+    QPARAMS = ("input_scale", "input_zero_point", "output_scale", "output_zero_point")
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        weight_scale: torch.Tensor,
+        bias: torch.Tensor,
+        input_scale: float,
+        input_zero_point: int,
+        output_scale: float,
+        output_zero_point: int,
+        multiplier: torch.Tensor,
+        shift: torch.Tensor,
+        relu: bool,
+    ) -> None:
+        super().__init__()
+        out_features = check_tensor("weight", weight, ndim=2).shape[0]
+        for name, value, dtype in (("weight", weight, torch.int8), ("weight_scale", weight_scale, torch.float32), ("bias", bias, torch.int32),
+                                   ("multiplier", multiplier, torch.int64), ("shift", shift, torch.int64)):
+            check_tensor(name, value)
+            if value.dtype != dtype:
+                raise TypeError(f"`{name}` must have dtype {dtype}; got {value.dtype}")
+            if name != "weight" and tuple(value.shape) != (out_features,):
+                raise ValueError(f"`{name}` must have shape ({out_features},), one per output channel; got {tuple(value.shape)}")
+            self.register_buffer(name, value)
+        self.input_scale = check_real("input_scale", input_scale, 0.0, low_open=True)
+        self.input_zero_point = check_int("input_zero_point", input_zero_point, ACT_MIN, ACT_MAX)
+        self.output_scale = check_real("output_scale", output_scale, 0.0, low_open=True)
+        self.output_zero_point = check_int("output_zero_point", output_zero_point, ACT_MIN, ACT_MAX)
+        check_type("relu", relu, bool)
+        self.relu = relu
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name in self.QPARAMS:
+            value = getattr(self, name)
+            destination[prefix + name] = torch.tensor(value, dtype=torch.float64 if isinstance(value, float) else torch.int64)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs) -> None:
+        for name in self.QPARAMS:
+            if prefix + name in state_dict:
+                value = state_dict.pop(prefix + name)
+                setattr(self, name, float(value) if name.endswith("scale") else int(value))
+            elif strict:
+                missing_keys.append(prefix + name)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+    def extra_repr(self) -> str:
+        out_features, in_features = self.weight.shape
+        return f"in_features={in_features}, out_features={out_features}, relu={self.relu}"
 
     @classmethod
     def from_float(cls, linear: nn.Linear, input_qparams: tuple[float, int], output_qparams: tuple[float, int], relu: bool) -> "IntegerLinear":
-        w = quantize_tensor(linear.weight.detach(), bits=8, scheme="symmetric", axis=0)
+        check_type("linear", linear, nn.Linear)
+        weight = check_tensor("linear.weight", linear.weight.detach(), finite=True)
+        w = quantize_tensor(weight, bits=8, scheme="symmetric", axis=0)
         s_x, z_x = input_qparams
         s_y, z_y = output_qparams
         acc_scale = s_x * w.scale.double()
-        bias = torch.zeros(linear.out_features) if linear.bias is None else linear.bias.detach()
+        bias = torch.zeros(linear.out_features) if linear.bias is None else check_tensor("linear.bias", linear.bias.detach(), finite=True)
         q_bias = torch.round(bias.double() / acc_scale).to(torch.int32)  # section 2.4 of [1]
         multiplier, shift = quantize_multiplier(acc_scale / s_y)  # Eq. (5) in [1]
         return cls(w.q, w.scale, q_bias, s_x, z_x, s_y, z_y, multiplier, shift, relu)
@@ -130,6 +203,8 @@ def _linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
 def activation_ranges(model: nn.Module, calibration_data: torch.Tensor, method: str = "minmax") -> list[tuple[float, float]]:
     """Calibrated ranges of the input and of each Linear(+ReLU) output, in order."""
     layers = _linear_layers(check_module("model", model))
+    for name, param in model.named_parameters():
+        check_tensor(f"model.{name}", param, finite=True)
     x = check_tensor("calibration_data", calibration_data, floating=True, finite=True).flatten(1)
     ranges = [calibrate(x, method)]
     for linear, relu in layers:
@@ -140,11 +215,20 @@ def activation_ranges(model: nn.Module, calibration_data: torch.Tensor, method: 
 
 
 class IntegerMLP(nn.Module):
-    """An MLP run in integers: float images in, float logits out, integers in between."""
+    """An MLP run in integers: float images in, float logits out, integers in between.
+
+    ``layers`` is an ``nn.ModuleList`` of :class:`IntegerLinear`, so ``.to()``,
+    ``state_dict()``, :func:`compresskit.measure.serialized_bytes` and
+    :func:`compresskit.train.predict` see every integer tensor.
+    """
 
     def __init__(self, layers: list[IntegerLinear]) -> None:
         super().__init__()
-        self.layers = layers
+        if not isinstance(layers, (list, tuple, nn.ModuleList)) or len(layers) == 0:
+            raise TypeError(f"`layers` must be a non-empty list of IntegerLinear; got {type(layers).__name__} {layers!r:.80}")
+        for i, layer in enumerate(layers):
+            check_type(f"layers[{i}]", layer, IntegerLinear)
+        self.layers = nn.ModuleList(layers)
 
     @classmethod
     def from_float(cls, model: nn.Module, calibration_data: torch.Tensor, method: str = "minmax") -> "IntegerMLP":
@@ -165,7 +249,7 @@ class IntegerMLP(nn.Module):
     def forward_int(self, q_x: torch.Tensor) -> torch.Tensor:
         """uint8 inputs -> uint8 outputs of the last layer, integer arithmetic only."""
         for layer in self.layers:
-            q_x = layer.forward(q_x)
+            q_x = layer(q_x)
         return q_x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

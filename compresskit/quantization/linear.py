@@ -31,6 +31,7 @@ References
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,9 +129,33 @@ def _broadcast(param: torch.Tensor, x: torch.Tensor, axis: int | None) -> torch.
     return param.reshape(shape)
 
 
-def _check_params(x: torch.Tensor, scale, zero_point, axis: int | None) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+def _check_zero_point(zero_point: object, quant_min: int | None, quant_max: int | None) -> torch.Tensor:
+    """An integer (or a tensor of whole numbers) on the grid: torch refuses a fractional
+    ``zero_point`` (a float number) and one outside [quant_min, quant_max], so do we, rather
+    than truncate it or quantize to a grid that does not hold it. NaN is not a whole number."""
+    if isinstance(zero_point, torch.Tensor):
+        if zero_point.is_complex() or zero_point.dtype == torch.bool:
+            raise TypeError(f"`zero_point` must be an integer tensor; got dtype {zero_point.dtype}")
+        if zero_point.is_floating_point() and not bool((zero_point == torch.round(zero_point)).all()):
+            fractional = zero_point[zero_point != torch.round(zero_point)]
+            raise ValueError(f"`zero_point` must hold whole numbers (it is an integer on the grid); got {fractional.flatten()[:8].tolist()}")
+        zp = zero_point.to(torch.int64)
+    elif isinstance(zero_point, numbers.Integral) and not isinstance(zero_point, bool):
+        zp = torch.tensor(int(zero_point), dtype=torch.int64)
+    else:
+        raise TypeError(f"`zero_point` must be an integer, as torch requires; got {type(zero_point).__name__} {zero_point!r:.80}")
+    if quant_min is not None and quant_max is not None and zp.numel() and bool(((zp < quant_min) | (zp > quant_max)).any()):
+        raise ValueError(f"`zero_point` must be in [quant_min, quant_max] = [{quant_min}, {quant_max}], as torch requires; got {zp.flatten()[:8].tolist()}")
+    return zp
+
+
+def _check_params(
+    x: torch.Tensor, scale, zero_point, axis: int | None, quant_min: int | None = None, quant_max: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    if isinstance(scale, bool) or not isinstance(scale, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"`scale` must be a real number or a float tensor; got {type(scale).__name__} {scale!r:.80}")
     scale = torch.as_tensor(scale, dtype=torch.float32)
-    zero_point = torch.as_tensor(zero_point).to(torch.int64)
+    zero_point = _check_zero_point(zero_point, quant_min, quant_max)
     if not bool(torch.isfinite(scale).all()) or bool((scale <= 0).any()):
         raise ValueError(f"`scale` must be finite and > 0; got {scale.flatten()[:8].tolist()}")
     if axis is not None:
@@ -142,6 +167,8 @@ def _check_params(x: torch.Tensor, scale, zero_point, axis: int | None) -> tuple
             )
     elif scale.numel() != 1 or zero_point.numel() != 1:
         raise ValueError(f"per-tensor `scale` and `zero_point` must be single numbers; got shapes {tuple(scale.shape)}, {tuple(zero_point.shape)}")
+    scale = scale.to(x.device)
+    zero_point = zero_point.to(x.device)
     return scale.reshape(-1) if axis is not None else scale.reshape(()), zero_point.reshape(-1) if axis is not None else zero_point.reshape(()), axis
 
 
@@ -168,11 +195,12 @@ def quantize(
 
     The result has the smallest integer dtype that holds the grid (int8 for [-128, 127],
     uint8 for [0, 255]). Rounding is half-to-even, and ``x / scale`` is computed as
-    ``x * (1 / scale)`` in float32, as PyTorch does.
+    ``x * (1 / scale)`` in float32, as PyTorch does. As in torch, ``zero_point`` must be an
+    integer in [quant_min, quant_max].
     """
     x = check_tensor("x", x, floating=True, finite=True, nonempty=False)
     quant_min, quant_max = check_qrange(quant_min, quant_max)
-    scale, zero_point, axis = _check_params(x, scale, zero_point, axis)
+    scale, zero_point, axis = _check_params(x, scale, zero_point, axis, quant_min, quant_max)
     inv_scale = _broadcast(1.0 / scale, x, axis)
     q = torch.round(x.float() * inv_scale) + _broadcast(zero_point, x, axis)  # Eqs. (1)-(2) in [2]
     return torch.clamp(q, quant_min, quant_max).to(storage_dtype(quant_min, quant_max))
@@ -259,27 +287,51 @@ def quantize_tensor(
 
 # --- storing b-bit integers in b bits -----------------------------------------------------
 
-def pack_bits(q: torch.Tensor, quant_min: int, bits: int) -> torch.Tensor:
-    """Pack integers of a ``bits``-bit grid into a flat uint8 tensor, ``bits`` bits per value.
-
-    8-bit grids are stored as they are (one byte each); others are offset by ``quant_min``
-    to be non-negative and written bit by bit. ``unpack_bits`` reverses it.
-    """
+def _check_packing(quant_min: int, bits: int) -> tuple[int, int]:
     bits = check_bits(bits)
+    quant_min = check_int("quant_min", quant_min, -(2**15), 0)
+    return quant_min, bits
+
+
+def pack_bits(q: torch.Tensor, quant_min: int, bits: int) -> torch.Tensor:
+    """Pack integers of the ``bits``-bit grid ``[quant_min, quant_min + 2^bits - 1]`` into a
+    flat uint8 tensor, ``bits`` bits per value, on ``q``'s device.
+
+    Each value is offset by ``quant_min`` to be non-negative and written bit by bit (8-bit
+    values take one byte each). ``unpack_bits`` reverses it. Values off the grid are refused:
+    they cannot be stored in ``bits`` bits (they would wrap around modulo 2^bits).
+    """
+    quant_min, bits = _check_packing(quant_min, bits)
     q = check_tensor("q", q, nonempty=False)
+    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise TypeError(f"`q` must be an integer tensor (quantize's output); got dtype {q.dtype}")
+    quant_max = quant_min + 2**bits - 1
+    if q.numel() and (int(q.min()) < quant_min or int(q.max()) > quant_max):
+        raise ValueError(
+            f"`q` must lie on the {bits}-bit grid [{quant_min}, {quant_max}] given by `quant_min` and `bits`; "
+            f"got values in [{int(q.min())}, {int(q.max())}]"
+        )
+    unsigned = (q.detach().cpu().to(torch.int64) - quant_min).numpy().reshape(-1)
     if bits == 8:
-        return q.flatten().view(torch.uint8) if q.dtype == torch.int8 else q.flatten().to(torch.uint8)
-    unsigned = (q.to(torch.int64) - quant_min).numpy().reshape(-1, 1)
-    planes = (unsigned >> np.arange(bits)) & 1  # (N, bits), least significant bit first
-    return torch.from_numpy(np.packbits(planes.astype(np.uint8).reshape(-1), bitorder="little"))
+        return torch.from_numpy(unsigned.astype(np.uint8)).to(q.device)
+    planes = (unsigned.reshape(-1, 1) >> np.arange(bits)) & 1  # (N, bits), least significant bit first
+    return torch.from_numpy(np.packbits(planes.astype(np.uint8).reshape(-1), bitorder="little")).to(q.device)
 
 
 def unpack_bits(packed: torch.Tensor, quant_min: int, bits: int, numel: int) -> torch.Tensor:
-    """The int64 values that :func:`pack_bits` packed (``numel`` of them), flat."""
-    bits = check_bits(bits)
+    """The int64 values that :func:`pack_bits` packed (``numel`` of them), flat, on ``packed``'s device.
+
+    ``numel`` cannot exceed what ``packed`` holds (``8 * len(packed) // bits`` values).
+    """
+    quant_min, bits = _check_packing(quant_min, bits)
+    packed = check_tensor("packed", packed, ndim=1, nonempty=False)
+    if packed.dtype != torch.uint8:
+        raise TypeError(f"`packed` must be a uint8 tensor (pack_bits's output); got dtype {packed.dtype}")
+    numel = check_int("numel", numel, 0, 8 * packed.numel() // bits)
+    raw = packed.detach().cpu().numpy()
     if bits == 8:
-        raw = packed[:numel]
-        return (raw.view(torch.int8) if quant_min < 0 else raw).to(torch.int64)
-    planes = np.unpackbits(packed.numpy(), bitorder="little")[: numel * bits].reshape(numel, bits)
-    unsigned = (planes.astype(np.int64) << np.arange(bits)).sum(axis=1)
-    return torch.from_numpy(unsigned + quant_min)
+        unsigned = raw[:numel].astype(np.int64)
+    else:
+        planes = np.unpackbits(raw, bitorder="little")[: numel * bits].reshape(numel, bits)
+        unsigned = (planes.astype(np.int64) << np.arange(bits)).sum(axis=1)
+    return torch.from_numpy(unsigned + quant_min).to(packed.device)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compresskit._validation import check_int, check_module, check_tensor
+from compresskit._validation import check_array, check_int, check_module, check_tensor
 
 INPUT, OUTPUT = "x", "logits"
 
@@ -59,19 +59,21 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
     check_module("model", model)
     example = check_tensor("example", example, floating=True)
     was_training = model.training
-    model.eval()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model,
-            (example,),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            dynamo=True,
-            verbose=False,
-        )
-    model.train(was_training)
+    try:
+        model.eval()
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (example,),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        model.train(was_training)
     return program.model_proto.SerializeToString()
 
 
@@ -128,11 +130,14 @@ def ort_session(onnx_model: bytes, threads: int | None = None, *, allow_spinning
 
 
 def ort_logits(session: Any, x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """The session's float32 output for input ``x``."""
-    x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    """The session's float32 output for input ``x`` (finite: NaN input is refused, not classified)."""
+    if not hasattr(session, "run"):
+        raise TypeError(f"`session` must be an onnxruntime.InferenceSession (see ort_session); got {type(session).__name__}")
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+    x = check_array("x", x)
     return session.run([OUTPUT], {INPUT: x.astype(np.float32, copy=False)})[0]
 
 
 def ort_predict(session: Any, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Predicted classes (int64) from the session's logits."""
+    """Predicted classes (int64) from the session's logits; NaN or inf input is refused."""
     return torch.from_numpy(ort_logits(session, x).argmax(axis=1))
