@@ -45,6 +45,7 @@ from compresskit._validation import _show, check_amount, check_int, check_module
 from compresskit.models import copy_model
 
 Parameters = Sequence[tuple[nn.Module, str]]
+_ANY = 2**62  # an upper bound for an int amount checked before the tensor is known
 
 # --- pure tensor functions ----------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class L1Unstructured(prune.BasePruningMethod):
     PRUNING_TYPE = "unstructured"
 
     def __init__(self, amount: float | int) -> None:
+        check_amount("amount", amount, _ANY)  # as torch's __init__: the type and sign now, the count against the tensor later
         self.amount = amount
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
@@ -164,7 +166,7 @@ class ThresholdUnstructured(prune.BasePruningMethod):
     PRUNING_TYPE = "unstructured"
 
     def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
+        self.threshold = check_real("threshold", threshold, 0.0)
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
         return default_mask * threshold_mask(t, self.threshold)
@@ -176,8 +178,9 @@ class RandomUnstructured(prune.BasePruningMethod):
     PRUNING_TYPE = "unstructured"
 
     def __init__(self, amount: float | int, seed: int = 0) -> None:
+        check_amount("amount", amount, _ANY)
         self.amount = amount
-        self.seed = seed
+        self.seed = check_seed("seed", seed)
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
         return default_mask * random_mask(t, self.amount, seed=self.seed)
@@ -189,9 +192,10 @@ class LnStructured(prune.BasePruningMethod):
     PRUNING_TYPE = "structured"
 
     def __init__(self, amount: float | int, n: float, dim: int = -1) -> None:
+        check_amount("amount", amount, _ANY)
         self.amount = amount
-        self.n = n
-        self.dim = dim
+        self.n = _check_norm(n)
+        self.dim = check_int("dim", dim)
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
         return default_mask * ln_structured_mask(t, self.amount, self.n, self.dim)
