@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from compresskit._validation import _show, check_amount, check_int, check_module, check_real, check_seed, check_tensor
-from compresskit.models import copy_model
+from compresskit.models import copy_model  # noqa: F401 - re-exported: pruning.copy_model, used by units and finetune
 
 Parameters = Sequence[tuple[nn.Module, str]]
 _ANY = 2**62  # an upper bound for an int amount checked before the tensor is known
