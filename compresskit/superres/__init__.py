@@ -22,10 +22,12 @@ Read in this order:
   as interpolation matrices, and the box downscaling that makes training pairs.
 * :mod:`compresskit.superres.metrics`: PSNR and SSIM, with the border crop of the SR literature.
 * :mod:`compresskit.superres.networks`: SRCNN and ESPCN, and patch sampling for training.
+* :mod:`compresskit.superres.residual`: a global bicubic skip, so a network learns only the residual.
 """
 
 from compresskit.superres.metrics import psnr, rgb_to_y, ssim
 from compresskit.superres.networks import espcn, sample_patches, srcnn
+from compresskit.superres.residual import BicubicResidual, bicubic_residual
 from compresskit.superres.resample import (
     cubic_kernel,
     downscale,
@@ -38,6 +40,8 @@ from compresskit.superres.resample import (
 )
 
 __all__ = [
+    "BicubicResidual",
+    "bicubic_residual",
     "cubic_kernel",
     "downscale",
     "espcn",
