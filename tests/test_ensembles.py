@@ -194,6 +194,30 @@ def test_samme_round_properties(seed, n_classes, learning_rate):
     assert (alpha > 0) == (error < 1 - 1 / n_classes)  # positive exactly when better than chance
 
 
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (([0, 1, 1], [0, 1], [0.5, 0.5, 0.0]), ValueError, r"same length; got 3, 2 and 3"),
+        (([0, 1], [0, 1], [0.5, 0.5, 0.0]), ValueError, r"same length; got 2, 2 and 3"),
+        (([0, 1], [0, 0], [1.0, -0.5]), ValueError, r"`sample_weight` must be >= 0; got 1 negative value\(s\), the lowest -0.5"),
+        (([0, 1], [0, 0], [np.nan, 1.0]), ValueError, r"`sample_weight` must be finite; got 1 NaN"),
+        (([0, 1], [0, 0], [0.0, 0.0]), ValueError, r"`sample_weight` must have a positive sum"),
+        (([[0, 1]], [[0, 1]], [1.0]), ValueError, r"`y` must have 1 dimensions; got shape \(1, 2\)"),
+        ((["a", "b"], ["a", "a"], [1.0, 1.0]), TypeError, r"`y` must hold numbers"),
+    ],
+    ids=["y_pred short", "weights long", "negative weight", "NaN weight", "weights sum to 0", "2-D y", "string labels"],
+)
+def test_samme_round_refuses_bad_input(args, error, match):
+    with pytest.raises(error, match=match):
+        samme_round(*map(np.asarray, args), n_classes=2)
+
+
+@pytest.mark.parametrize("learning_rate", [0.0, -1.0, np.nan])
+def test_samme_round_refuses_a_learning_rate_that_is_not_positive(learning_rate):
+    with pytest.raises(ValueError, match=r"`learning_rate` must be in \(0, inf\); got"):
+        samme_round(np.array([0, 1]), np.array([0, 0]), np.array([0.5, 0.5]), 2, learning_rate)
+
+
 def test_samme_with_two_classes_is_adaboost():
     y = np.array([0, 1, 1, 0, 1])
     y_pred = np.array([0, 1, 0, 0, 1])

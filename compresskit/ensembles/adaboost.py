@@ -29,8 +29,24 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import has_fit_parameter
 
-from compresskit._validation import check_int, check_real
+from compresskit._validation import check_array, check_int, check_real
 from compresskit.ensembles._common import check_classifier, fit_inputs, fitting, predict_inputs, seeded_clone, softmax
+
+
+def _check_round(y: Any, y_pred: Any, sample_weight: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1-D labels and predictions of one length; weights of that length, finite, >= 0, summing to > 0."""
+    y = check_array("y", y, ndim=1)
+    y_pred = check_array("y_pred", y_pred, ndim=1)
+    weight = check_array("sample_weight", sample_weight, ndim=1).astype(float)
+    if not len(y) == len(y_pred) == len(weight):
+        raise ValueError(
+            f"`y`, `y_pred` and `sample_weight` must have the same length; got {len(y)}, {len(y_pred)} and {len(weight)}"
+        )
+    if (weight < 0).any():
+        raise ValueError(f"`sample_weight` must be >= 0; got {int((weight < 0).sum())} negative value(s), the lowest {float(weight.min())!r}")
+    if weight.sum() <= 0:
+        raise ValueError("`sample_weight` must have a positive sum (the error is a weighted mean); got 0.0")
+    return y, y_pred, weight
 
 
 def samme_round(
@@ -42,11 +58,13 @@ def samme_round(
     A perfect learner (error 0) keeps the weights and gets estimator weight 1, scikit-learn's
     convention (Eq. (c) would give infinity); the caller then stops boosting.
     """
+    y, y_pred, sample_weight = _check_round(y, y_pred, sample_weight)
     n_classes = check_int("n_classes", n_classes, 2)
-    incorrect = np.asarray(y_pred) != np.asarray(y)
+    learning_rate = check_real("learning_rate", learning_rate, 0.0, low_open=True)
+    incorrect = y_pred != y
     error = float(np.average(incorrect, weights=sample_weight))  # Eq. (b)
     if error <= 0:
-        return 0.0, 1.0, np.asarray(sample_weight, dtype=float) / np.sum(sample_weight)
+        return 0.0, 1.0, sample_weight / sample_weight.sum()
     alpha = learning_rate * (np.log((1 - error) / error) + np.log(n_classes - 1))  # Eq. (c)
     new_weight = sample_weight * np.exp(alpha * incorrect)  # Eq. (d)
     return error, float(alpha), new_weight / new_weight.sum()
