@@ -89,6 +89,10 @@ def fit(
     update masks); ``on_epoch_end(model, epoch)`` after every epoch. ``loss_fn(model, x, y)``
     replaces cross-entropy (distillation uses it). Every argument is checked before the first
     step, an empty or one-shot ``val_loader`` included.
+
+    Training runs where the model is (``device=None``) or on ``device``; fit never moves a model
+    to a GPU behind the caller's back, so code that then feeds it CPU tensors keeps working. To
+    train on a GPU when one is present: ``fit(model, ..., device=default_device())``.
     """
     check_module("model", model)
     epochs = check_int("epochs", epochs, 0)
@@ -108,7 +112,7 @@ def fit(
         if fn is not None and not callable(fn):
             raise TypeError(f"`{name}` must be callable; got {type(fn).__name__} {fn!r}")
     seed = check_seed("seed", seed)
-    device = _check_device(device) if device is not None else default_device()
+    device = _check_device(device) if device is not None else module_device("model", model)
     _check_finite_parameters(model)
     model.to(device)
     if optimizer is None:

@@ -250,3 +250,14 @@ def test_fit_checks_seed_device_and_callbacks_up_front():
         train.fit(model, _tiny_batches(), on_step=3, progress=False)
     with pytest.raises(TypeError, match="`train_loader` must be a DataLoader or an iterable of batches; got Tensor"):
         train.fit(model, torch.zeros(3), progress=False)
+
+
+def test_fit_trains_where_the_model_is_even_when_a_gpu_is_present(monkeypatch):
+    """On a learner's GPU machine fit must not move a CPU model to the GPU: the chapter code that
+    follows feeds it CPU tensors. (Here a GPU is pretended; moving to it would raise.)"""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train.default_device().type == "cuda"
+    model = models.mlp((8,))
+    X, y = data.load_digits_split().tensors("train")
+    train.fit(model, data.make_loader(X[:64], y[:64], 32), epochs=1, progress=False)
+    assert all(p.device.type == "cpu" for p in model.parameters())
