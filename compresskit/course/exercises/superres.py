@@ -1,0 +1,209 @@
+"""Exercise checkers for chapter 7, super-resolution.
+
+Each ``check_*`` runs the learner's function against the reference in
+:mod:`compresskit.superres` (or PyTorch) on several inputs, prints what fails, and returns a
+bool. A stub that raises ``NotImplementedError`` is reported as not attempted.
+
+When an answer is wrong, the checker also computes the plausible mistakes on the same input
+(``align_corners=True``, a half-pixel shift, the peak 255 on [0, 1] images, channels and
+space mixed up in the shuffle, ...) and, if the answer equals one of them, says which: the
+learner reads the name of the mistake, not only "entries differ".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from compresskit.course.checker import Case, check_function, close
+from compresskit.superres import psnr, upsample_bilinear
+
+Variant = Callable[..., Any]
+
+
+def _diagnosing(reference: Variant, mistakes: dict[str, Variant]) -> tuple[Variant, Callable[[Any, Any], str | None]]:
+    """A reference that remembers its inputs, and a compare that, on a mismatch, names the
+    mistake whose output equals the learner's on those inputs."""
+    seen: dict[str, tuple] = {}
+
+    def remembering(*args: Any) -> Any:
+        seen["args"] = args
+        return reference(*args)
+
+    def compare(expected: Any, got: Any) -> str | None:
+        reason = close(expected, got)
+        if reason is None:
+            return None
+        for name, mistake in mistakes.items():
+            try:
+                if close(mistake(*seen["args"]), got) is None:
+                    return f"{reason}; your result equals {name}"
+            except Exception:  # a mistake that cannot run on this input is not the learner's
+                continue
+        return reason
+
+    return remembering, compare
+
+
+# --- 1. bilinear upsampling -----------------------------------------------------------------
+
+def _bilinear_at(image: torch.Tensor, scale: int, coords: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    """Bilinear interpolation of (H, W) at source coordinates ``coords(out_size, in_size)`` per axis."""
+    out = image.double()
+    for axis in (0, 1):
+        n = out.shape[axis]
+        x = coords(n * scale, n).clamp(0, n - 1)
+        left = x.floor().long().clamp(max=n - 1)
+        right = (left + 1).clamp(max=n - 1)
+        t = (x - left).to(out.dtype)
+        a, b = out.index_select(axis, left), out.index_select(axis, right)
+        t = t[:, None] if axis == 0 else t[None, :]
+        out = a * (1 - t) + b * t
+    return out.to(image.dtype)
+
+
+BILINEAR_MISTAKES: dict[str, Variant] = {
+    "align_corners=True (corners pinned, x = i (n - 1) / (n r - 1)): every other pixel is shifted against "
+    "the box downscaling": lambda img, r: F.interpolate(img[None, None], scale_factor=r, mode="bilinear",
+                                                          align_corners=True)[0, 0],
+    "a half-pixel shift (x = i / r, no + 0.5 / - 0.5): use x = (i + 0.5) / r - 0.5":
+        lambda img, r: _bilinear_at(img, r, lambda m, n: torch.arange(m, dtype=torch.float64) / r),
+    "nearest-neighbour upsampling (each pixel repeated r times), not bilinear":
+        lambda img, r: img.repeat_interleave(r, 0).repeat_interleave(r, 1),
+}
+
+
+def check_upsample_bilinear(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
+    """``fn(image (H, W), scale) -> (H r, W r)``: bilinear, half-pixel aligned (``align_corners=False``)."""
+    ramp = torch.arange(5, dtype=torch.float32)[None, :].repeat(4, 1)
+    g = torch.Generator().manual_seed(0)
+    cases = [
+        Case("a horizontal ramp 0..4 at x2: output pixel i samples input x = (i + 0.5) / 2 - 0.5", (ramp, 2)),
+        Case("a random 4 x 6 image at x2 (rows and columns both interpolated)", (torch.rand(4, 6, generator=g), 2)),
+        Case("a random 5 x 3 image at x3: x = (i + 0.5) / 3 - 0.5, clamped to [0, n - 1] at the edges",
+             (torch.rand(5, 3, generator=g), 3)),
+        Case("a single bright pixel at x4", (torch.nn.functional.pad(torch.ones(1, 1), (1, 1, 1, 1)), 4)),
+    ]
+    reference, compare = _diagnosing(lambda img, r: upsample_bilinear(img, r), BILINEAR_MISTAKES)
+    return check_function(
+        fn, reference, cases, name="upsample_bilinear", compare=compare,
+        hint="per axis: x = (i + 0.5) / r - 0.5, clamped to [0, n - 1]; left = floor(x), t = x - left; "
+        "out = (1 - t) * in[left] + t * in[min(left + 1, n - 1)]; the same along the other axis",
+    )
+
+
+# --- 2. PSNR per image ----------------------------------------------------------------------
+
+def reference_psnr_per_image(x: torch.Tensor, y: torch.Tensor, crop_border: int) -> torch.Tensor:
+    """PSNR of each image of a batch (N, H, W) in [0, 1], ``crop_border`` cut from every edge."""
+    return torch.tensor([psnr(a, b, data_range=1.0, crop_border=crop_border) for a, b in zip(x, y)], dtype=torch.float64)
+
+
+def _psnr_variant(x: torch.Tensor, y: torch.Tensor, c: int, *, peak: float = 1.0, crop: str = "both",
+                  dims: tuple[int, ...] = (1, 2), factor: float = 10.0) -> torch.Tensor:
+    x, y = x.double(), y.double()
+    if c and crop == "both":
+        x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
+    elif c and crop == "start":
+        x, y = x[:, c:, c:], y[:, c:, c:]
+    mse = ((x - y) ** 2).mean(dim=dims)
+    return factor * torch.log10(peak**2 / mse)
+
+
+PSNR_MISTAKES: dict[str, Variant] = {
+    "PSNR with peak 255 on images in [0, 1] (48.13 dB too high): the peak is the value range, 1.0 here":
+        lambda x, y, c: _psnr_variant(x, y, c, peak=255.0),
+    "PSNR without the border crop: cut crop_border pixels from every edge first":
+        lambda x, y, c: _psnr_variant(x, y, c, crop="none"),
+    "the border cut from the top and left only (x[c:, c:]): cut x[c:-c, c:-c]":
+        lambda x, y, c: _psnr_variant(x, y, c, crop="start"),
+    "the MSE averaged over the wrong axes (dim=(0, 1), batch and rows): average each image over its "
+    "own pixels, dim=(1, 2)": lambda x, y, c: _psnr_variant(x, y, c, dims=(0, 1)),
+    "one PSNR for the whole batch: return one value per image, shape (N,)":
+        lambda x, y, c: _psnr_variant(x, y, c, dims=(0, 1, 2)),
+    "20 log10(1 / MSE): it is 10 log10(peak^2 / MSE) (or 20 log10(peak / RMSE))":
+        lambda x, y, c: _psnr_variant(x, y, c, factor=20.0),
+}
+
+
+def check_psnr_per_image(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
+    """``fn(x, y, crop_border) -> (N,)``: the PSNR in dB of each image of two batches (N, H, W) in [0, 1]."""
+    g = torch.Generator().manual_seed(1)
+    clean = torch.rand(3, 10, 12, generator=g)
+    noisy = (clean + 0.05 * torch.randn(3, 10, 12, generator=g)).clamp(0, 1)
+    cases = [
+        Case("3 images 10 x 12 with noise, no crop: one PSNR per image (mean over each image's pixels, "
+             "not over the batch), peak 1.0", (clean, noisy, 0)),
+        Case("the same with crop_border = 2: cut 2 pixels from every edge", (clean, noisy, 2)),
+        Case("3 images with large errors on the bottom row and the right column, crop_border = 1 (cut from every edge)",
+             (clean, _edge_errors(clean), 1)),
+        Case("images of different brightness: each image's own MSE", (clean * torch.tensor([1.0, 0.5, 0.2])[:, None, None],
+                                                                      noisy * torch.tensor([1.0, 0.5, 0.2])[:, None, None], 0)),
+    ]
+    reference, compare = _diagnosing(reference_psnr_per_image, PSNR_MISTAKES)
+    return check_function(
+        fn, reference, cases, name="psnr_per_image", compare=compare,
+        hint="x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c] when c > 0; mse = ((x - y) ** 2).mean(dim=(1, 2)); "
+        "return 10 * torch.log10(1.0 / mse)",
+    )
+
+
+def _edge_errors(clean: torch.Tensor) -> torch.Tensor:
+    """``clean`` with noise everywhere and a large error on the bottom row and the right column."""
+    g = torch.Generator().manual_seed(2)
+    out = (clean + 0.02 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+    out[:, -1, :] = 1 - clean[:, -1, :]
+    out[:, :, -1] = 1 - clean[:, :, -1]
+    return out
+
+
+# --- 3. pixel shuffle -----------------------------------------------------------------------
+
+def _shuffle_as(t: torch.Tensor, r: int, view: str) -> torch.Tensor:
+    n, cr2, h, w = t.shape
+    c = cr2 // (r * r)
+    if view == "reshape":
+        return t.reshape(n, c, h * r, w * r)
+    if view == "channels_last":  # channel index = (i r + j) C + c
+        return t.reshape(n, r, r, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * r, w * r)
+    if view == "swapped":  # x offset before y offset
+        return t.reshape(n, c, r, r, h, w).permute(0, 1, 4, 3, 5, 2).reshape(n, c, h * r, w * r)
+    if view == "blocks":  # sub-pixel index major: r x r tiles of whole low-resolution maps
+        return t.reshape(n, c, r, r, h, w).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h * r, w * r)
+    raise ValueError(view)
+
+
+SHUFFLE_MISTAKES: dict[str, Variant] = {
+    "a plain reshape to (N, C, H r, W r): channels and space mixed up; split the channels into "
+    "(C, r, r) and interleave them with H and W (permute) before reshaping":
+        lambda t, r: _shuffle_as(t, r, "reshape"),
+    "channel index (i r + j) C + c: the r^2 maps of one output channel are consecutive, c r^2 + i r + j":
+        lambda t, r: _shuffle_as(t, r, "channels_last"),
+    "the two sub-pixel offsets swapped: channel c r^2 + i r + j goes to row offset i (y mod r), column offset j":
+        lambda t, r: _shuffle_as(t, r, "swapped"),
+    "r x r tiles of whole low-resolution maps (permute (0, 1, 2, 4, 3, 5)): each sub-pixel offset must sit "
+    "next to the low-resolution pixel, order (N, C, H, r, W, r)":
+        lambda t, r: _shuffle_as(t, r, "blocks"),
+}
+
+
+def check_pixel_shuffle(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
+    """``fn(t (N, C r^2, H, W), r) -> (N, C, H r, W r)``, equal to ``torch.nn.functional.pixel_shuffle``."""
+    cases = [
+        Case("one image, one output channel, r = 2, 2 x 3 maps (values = their flat index)",
+             (torch.arange(24.0).reshape(1, 4, 2, 3), 2)),
+        Case("two output channels, r = 2 (8 maps): channel c uses maps 4c..4c+3",
+             (torch.arange(2 * 8 * 2 * 2.0).reshape(2, 8, 2, 2), 2)),
+        Case("r = 3, 3 x 2 maps: offsets i = y mod 3 (row), j = x mod 3 (column)",
+             (torch.arange(9 * 3 * 2.0).reshape(1, 9, 3, 2), 3)),
+        Case("three output channels, r = 2, random values", (torch.rand(1, 12, 3, 4, generator=torch.Generator().manual_seed(3)), 2)),
+    ]
+    reference, compare = _diagnosing(lambda t, r: F.pixel_shuffle(t, r), SHUFFLE_MISTAKES)
+    return check_function(
+        fn, reference, cases, name="pixel_shuffle", compare=compare,
+        hint="n, cr2, h, w = t.shape; c = cr2 // r**2; "
+        "t.reshape(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * r, w * r)",
+    )
