@@ -153,3 +153,26 @@ def test_accuracy_vs_bytes_puts_each_model_at_its_size_and_accuracy():
 def test_accuracy_vs_bytes_refuses_bad_input(bad, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plots.accuracy_vs_bytes(bad, **kwargs)
+
+
+def test_accuracy_curves_draw_the_mean_and_the_spread_of_seeds():
+    ax = plots.accuracy_curves([1, 2, 4], {"one seed": [0.9, 0.95, 0.97], "seeds": [[0.9, 0.9, 0.9], [0.8, 1.0, 0.96]]},
+                               xlabel="temperature T", log_x=True)
+    lines = ax.get_lines()
+    assert lines[0].get_ydata().tolist() == pytest.approx([90, 95, 97])
+    assert lines[1].get_ydata().tolist() == pytest.approx([85, 95, 93])  # the mean over the two seeds
+    bars = ax.containers[1].lines[2][0].get_segments()  # the error bars of the second curve: min to max
+    assert [float(v) for s in bars for v in (s[0][1], s[1][1])] == pytest.approx([80, 90, 90, 100, 90, 96])
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "temperature T" and "%" in ax.get_ylabel()
+    assert "seeds (mean, min-max of 2 seeds)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("x, curves, match", [
+    ([1, 2], {"a": [0.9]}, "one accuracy per x"),
+    ([1, 2], {"a": [90, 95]}, "fractions in \\[0, 1\\]"),
+    ([1, 2], {}, "non-empty mapping"),
+    ([0, 2], {"a": [0.9, 0.8]}, "> 0 on a log axis"),
+])
+def test_accuracy_curves_refuse_bad_input(x, curves, match):
+    with pytest.raises(ValueError, match=match):
+        plots.accuracy_curves(x, curves, xlabel="x", log_x=True)

@@ -220,3 +220,44 @@ def accuracy_vs_bytes(
     ax.grid(True, which="major", alpha=0.3)
     ax.margins(x=0.25, y=0.1)  # room for the labels right of the points
     return ax
+
+
+def accuracy_curves(
+    x: Sequence[float],
+    curves: Mapping[str, Sequence[float] | Sequence[Sequence[float]]],
+    *,
+    xlabel: str,
+    title: str = "",
+    log_x: bool = False,
+    ax: Axes | None = None,
+) -> Axes:
+    """Test accuracy (fractions, drawn in %) against a swept setting ``x``, one line per curve.
+
+    A curve is one accuracy per ``x`` (one seed), or one row per seed (seeds, len(x)): then the
+    line is the mean over seeds and a bar spans the lowest to the highest seed.
+    """
+    xs = check_array("x", x, ndim=1)
+    if not isinstance(curves, Mapping) or len(curves) == 0:
+        raise ValueError(f"`curves` must be a non-empty mapping of name to accuracies; got {curves!r}")
+    if log_x and (xs <= 0).any():
+        raise ValueError(f"`x` must be > 0 on a log axis; got {xs.min()!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for i, (name, values) in enumerate(curves.items()):
+        acc = np.atleast_2d(check_array(f"curves[{name!r}]", values))
+        if acc.ndim != 2 or acc.shape[1] != xs.size:
+            raise ValueError(f"`curves[{name!r}]` must hold one accuracy per x ({xs.size}), or one row of them per seed; "
+                             f"got shape {np.shape(values)}")
+        if ((acc < 0) | (acc > 1)).any():
+            raise ValueError(f"`curves[{name!r}]` must hold fractions in [0, 1]; got values in [{acc.min()}, {acc.max()}]")
+        mean = 100 * acc.mean(axis=0)
+        spread = (mean - 100 * acc.min(axis=0), 100 * acc.max(axis=0) - mean)
+        label = name if len(acc) == 1 else f"{name} (mean, min-max of {len(acc)} seeds)"
+        ax.errorbar(xs, mean, yerr=spread if len(acc) > 1 else None, fmt="o-", color=f"C{i % 10}", capsize=3, label=label)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
