@@ -7,19 +7,39 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 KERNEL := compresskit
 
-.PHONY: lab test test-fast test-ui bench datasets clean-venv strip help
+# Where pip looks for torch besides PyPI. On Linux, PyPI's torch is a CUDA build with several GB
+# of GPU libraries the course never uses, so the default is PyTorch's CPU wheel index; elsewhere
+# (macOS, Windows) PyPI's torch is already a CPU build. Override it once, on a clean .venv:
+#   make clean-venv && make lab TORCH_INDEX=https://download.pytorch.org/whl/cu128   # a CUDA 12.8 build
+#   make clean-venv && make lab TORCH_INDEX=                                         # PyPI only
+ifeq ($(shell uname -s 2>/dev/null),Linux)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+else
+TORCH_INDEX ?=
+endif
+TORCH_PIP_ARGS := $(if $(strip $(TORCH_INDEX)),--extra-index-url $(strip $(TORCH_INDEX)))
+# The torch release `make lock` pins (requirements.txt).
+TORCH_VERSION ?= 2.13.0
+# Scratch environments, outside the repository.
+SCRATCH     ?= $(or $(TMPDIR),/tmp)
+LOCK_VENV   ?= $(SCRATCH)/compresskit-lock
+LOWEST_VENV ?= $(SCRATCH)/compresskit-lowest
+
+.PHONY: lab test test-fast test-ui test-lowest bench datasets clean-venv strip lock help
 
 help:
 	@echo "make lab     set up .venv (first run only) and open the course in JupyterLab"
 	@echo "make test    set up .venv (first run only) and run every test, notebooks included"
 	@echo "make bench   measure the benchmarks and write benchmarks/RESULTS.md"
+	@echo "make lock    regenerate requirements.txt from pyproject.toml (pip-compile)"
+	@echo "make test-lowest  unit tests with the lowest numpy, scikit-learn and matplotlib allowed"
 
 # The environment: rebuilt only when requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "compresskit needs Python 3.11 or newer; got " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (compresskit)"
 	touch $(STAMP)
@@ -50,9 +70,20 @@ bench: $(STAMP)
 datasets: $(STAMP)
 	$(PY) datasets/build.py
 
-# Remove outputs and execution counts from every notebook before committing.
+# Remove outputs, execution counts and run metadata from every notebook before committing (nbstripout).
 strip: $(STAMP)
 	$(PY) -m compresskit.course.strip chapters/*.ipynb solutions/*.ipynb
+
+# requirements.txt is generated, never edited: pip-compile (pip-tools, in a scratch venv) resolves
+# pyproject.toml's extras with torch==$(TORCH_VERSION). Run `make test` after it, then commit both files.
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/python -m pip install --quiet "pip-tools>=7.4"; }
+	$(PYTHON) tools/lock.py --pip-compile $(LOCK_VENV)/bin/pip-compile --torch $(TORCH_VERSION) --index "$(strip $(TORCH_INDEX))"
+
+# The lower bounds in pyproject.toml, tested: a scratch venv with the lowest numpy, scikit-learn and
+# matplotlib allowed and the pinned torch runs the unit tests. Slow (a fresh install); not in `make test`.
+test-lowest:
+	PYTHON=$(PYTHON) LOWEST_VENV=$(LOWEST_VENV) TORCH_INDEX="$(strip $(TORCH_INDEX))" bash tools/test_lowest.sh $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
