@@ -12,7 +12,6 @@ learner reads the name of the mistake, not only "entries differ".
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
