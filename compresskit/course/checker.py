@@ -57,6 +57,32 @@ def _clone(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Expected:
+    """The right answer to one case, and ``(wrong answer, what went wrong)`` for the mistakes
+    learners often make, so that feedback can name the mistake and not only the difference."""
+
+    value: Any
+    mistakes: tuple[tuple[Any, str], ...] = ()
+
+
+def naming_mistakes(compare: Callable[[Any, Any], str | None]) -> Callable[[Expected, Any], str | None]:
+    """A ``compare`` for :class:`Expected` answers: ``compare``'s reason, followed by the name of
+    the first known mistake that gives exactly what the learner returned (a "mistake" equal to
+    the right answer is never named)."""
+
+    def compare_expected(expected: Expected, got: Any) -> str | None:
+        reason = compare(expected.value, got)
+        if reason is None:
+            return None
+        for wrong, what in expected.mistakes:
+            if compare(expected.value, wrong) is not None and compare(wrong, got) is None:
+                return f"{reason}: {what}"
+        return reason
+
+    return compare_expected
+
+
 def describe(value: Any, limit: int = 120) -> str:
     """A short, readable rendering of a value for feedback lines."""
     if isinstance(value, torch.Tensor):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
@@ -32,33 +31,9 @@ from torch.nn.utils import prune
 
 from compresskit import measure, models
 from compresskit._validation import check_real
-from compresskit.course.checker import Case, check_function, check_value, close, describe
+from compresskit.course.checker import Case, Expected, check_function, check_value, close, describe, naming_mistakes
 
 Compare = Callable[[Any, Any], "str | None"]
-
-
-@dataclass(frozen=True)
-class Expected:
-    """The right answer to one case, and ``(value, what went wrong)`` for common mistakes."""
-
-    value: Any
-    mistakes: tuple[tuple[Any, str], ...] = ()
-
-
-def naming_mistakes(compare: Compare) -> Callable[[Expected, Any], str | None]:
-    """A ``compare`` for :class:`Expected` answers: ``compare``'s reason, followed by the name of
-    the first known mistake that gives exactly what the learner returned."""
-
-    def compare_expected(expected: Expected, got: Any) -> str | None:
-        reason = compare(expected.value, got)
-        if reason is None:
-            return None
-        for wrong, what in expected.mistakes:
-            if compare(expected.value, wrong) is not None and compare(wrong, got) is None:
-                return f"{reason}: {what}"
-        return reason
-
-    return compare_expected
 
 
 def exact_count(expected: int, got: object) -> str | None:

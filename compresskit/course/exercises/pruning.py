@@ -23,13 +23,12 @@ prunes, which rows it zeroes, which of ``W1_new``, ``b1_new``, ``W2_new`` has th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from compresskit import pruning
-from compresskit.course.checker import Case, check_function, close, describe
+from compresskit.course.checker import Case, Expected, check_function, close, describe, naming_mistakes
 
 
 def _weights(*shape: int, seed: int) -> torch.Tensor:
@@ -66,30 +65,6 @@ def _mask_problem(expected: torch.Tensor, got: Any) -> str | None:
     if pruned != want:
         return f"prunes {pruned} of {got.numel()} entries, expected {want}"
     return f"prunes the right number of entries ({want}) but not the right ones"
-
-
-@dataclass(frozen=True)
-class Expected:
-    """The right answer to one case, and ``(wrong answer, what went wrong)`` for common mistakes."""
-
-    value: Any
-    mistakes: tuple[tuple[Any, str], ...] = ()
-
-
-def naming_mistakes(compare: Callable[[Any, Any], str | None]) -> Callable[[Expected, Any], str | None]:
-    """A ``compare`` for :class:`Expected` answers: ``compare``'s reason, followed by the first
-    known mistake that gives exactly what the learner returned."""
-
-    def compare_expected(expected: Expected, got: Any) -> str | None:
-        reason = compare(expected.value, got)
-        if reason is None:
-            return None
-        for wrong, what in expected.mistakes:
-            if compare(expected.value, wrong) is not None and compare(wrong, got) is None:
-                return f"{reason}: {what}"
-        return reason
-
-    return compare_expected
 
 
 # --- exercise 1: threshold mask -------------------------------------------------------------
