@@ -6,8 +6,9 @@ Three layers, imports only point down:
   :mod:`compresskit.measure` (and the private :mod:`compresskit._validation`).
   Knows nothing of compression.
 * techniques: one package per topic, ``pruning``, ``quantization``, ``sparsity``,
-  ``ensembles``, ``distillation`` and ``superres``, each importing core only, so that one
-  can be copied out with the core beside it (``tests/test_layers.py`` checks).
+  ``ensembles``, ``distillation``, ``superres`` and ``coding``, each importing core only, so that one
+  can be copied out with the core beside it (``tests/test_layers.py`` checks); and
+  ``training`` (compression while training), the one that combines the others.
 * course support: :mod:`compresskit.course` (exercise checkers, explorers, plots).
   Nothing else in the library imports it.
 """

@@ -1,0 +1,18 @@
+"""Training-time compression: compress while training, combining the technique packages (chapter 8).
+
+The one package allowed to import the technique packages (pruning, quantization, distillation,
+coding): its job is to combine them. Everything trains through :func:`compresskit.train.fit`'s
+hooks (``loss_fn``, ``on_step``, ``on_epoch_end``); there is no second training loop.
+
+References
+----------
+[1] M. Zhu, S. Gupta, "To prune, or not to prune: exploring the efficacy of pruning for model
+    compression", 2017, arXiv:1710.01878.
+[2] G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network", 2015,
+    arXiv:1503.02531.
+[3] B. Jacob et al., "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic-Only Inference", CVPR 2018, arXiv:1712.05877.
+[4] S. Han, H. Mao, W. J. Dally, "Deep Compression", ICLR 2016, arXiv:1510.00149.
+"""
+
+__all__: list[str] = []
