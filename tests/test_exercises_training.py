@@ -1,0 +1,313 @@
+"""Chapter 8's exercise checkers: each accepts an independent worked answer, rejects the wrong
+answers a learner plausibly writes (each with a line that names the mistake), and reports an
+untouched stub as not attempted. The STE's reference is torch's own fake quantization, and the
+schedule's is what compresskit.pruning.GradualPruner does to a real model."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from compresskit.course.exercises import training as ex
+from compresskit.pruning import GradualPruner, prunable_parameters
+
+# --- worked answers, written without the checkers' references ---------------------------------
+
+
+def huffman_lengths(counts):
+    tie = itertools.count()  # so that the heap never compares lists
+    heap = [(c, next(tie), [s]) for s, c in counts.items()]
+    heapq.heapify(heap)
+    lengths = {s: 0 for s in counts}
+    while len(heap) > 1:
+        c1, _, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        for s in s1 + s2:
+            lengths[s] += 1
+        heapq.heappush(heap, (c1 + c2, next(tie), s1 + s2))
+    return lengths
+
+
+def huffman_lengths_other_ties(counts):
+    """Another optimal code: ties broken the other way (the newest subtree first), so lengths
+    can differ from the reference's where counts tie; the checker must accept it too."""
+    tie = itertools.count()
+    heap = [(c, -next(tie), [s]) for s, c in counts.items()]
+    heapq.heapify(heap)
+    lengths = {s: 0 for s in counts}
+    while len(heap) > 1:
+        c1, _, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        for s in s1 + s2:
+            lengths[s] += 1
+        heapq.heappush(heap, (c1 + c2, -next(tie), s1 + s2))
+    return lengths
+
+
+def fake_quantize_ste(x, scale, zero_point, quant_min, quant_max):
+    q = torch.round(x / scale) + zero_point
+    inside = ((q >= quant_min) & (q <= quant_max)).float()
+    fake = (torch.clamp(q, quant_min, quant_max) - zero_point) * scale
+    return fake.detach() + inside * (x - x.detach())  # value: fake; gradient: 1 inside, 0 outside
+
+
+def pruning_schedule(step, amount, start_step, end_step, every):
+    if step < start_step:
+        return 0.0
+    last = end_step if step >= end_step else step - (step - start_step) % every
+    p = (last - start_step) / (end_step - start_step)
+    return amount - amount * (1 - p) ** 3
+
+
+# --- plausible wrong answers --------------------------------------------------------------------
+
+
+def fixed_width(counts):
+    return {s: math.ceil(math.log2(len(counts))) for s in counts}
+
+
+def one_too_long(counts):
+    return {s: n + 1 for s, n in huffman_lengths(counts).items()}
+
+
+def shannon_lengths(counts):
+    total = sum(counts.values())
+    return {s: max(1, math.ceil(math.log2(total / c))) for s, c in counts.items()}
+
+
+def merge_two_largest(counts):
+    heap = [(-c, i, [s]) for i, (s, c) in enumerate(counts.items())]
+    heapq.heapify(heap)
+    lengths, tie = {s: 0 for s in counts}, len(heap)
+    while len(heap) > 1:
+        c1, _, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        for s in s1 + s2:
+            lengths[s] += 1
+        heapq.heappush(heap, (c1 + c2, tie, s1 + s2))
+        tie += 1
+    return lengths
+
+
+def frequent_gets_longest(counts):
+    right = huffman_lengths(counts)
+    ascending = sorted(counts, key=counts.get)
+    return dict(zip(ascending, sorted(right.values())))
+
+
+def no_ste(x, scale, zero_point, quant_min, quant_max):
+    q = torch.clamp(torch.round(x / scale) + zero_point, quant_min, quant_max)
+    return (q - zero_point) * scale  # round() has a zero gradient
+
+
+def no_clipping_in_the_gradient(x, scale, zero_point, quant_min, quant_max):
+    fake = (torch.clamp(torch.round(x / scale) + zero_point, quant_min, quant_max) - zero_point) * scale
+    return x + (fake - x).detach()
+
+
+def exclusive_range(x, scale, zero_point, quant_min, quant_max):
+    q = torch.round(x / scale) + zero_point
+    inside = ((q > quant_min) & (q < quant_max)).float()
+    fake = (torch.clamp(q, quant_min, quant_max) - zero_point) * scale
+    return fake.detach() + inside * (x - x.detach())
+
+
+def unrounded_range(x, scale, zero_point, quant_min, quant_max):
+    """Clip the real value to the range first (a clamp's own gradient), then round with STE."""
+    v = torch.clamp(x / scale + zero_point, quant_min, quant_max)
+    q = v + (torch.round(v) - v).detach()
+    return (q - zero_point) * scale
+
+
+def floor_forward(x, scale, zero_point, quant_min, quant_max):
+    q = torch.floor(x / scale) + zero_point
+    inside = ((torch.round(x / scale) + zero_point >= quant_min) & (torch.round(x / scale) + zero_point <= quant_max)).float()
+    fake = (torch.clamp(q, quant_min, quant_max) - zero_point) * scale
+    return fake.detach() + inside * (x - x.detach())
+
+
+def integers_returned(x, scale, zero_point, quant_min, quant_max):
+    q = torch.round(x / scale) + zero_point
+    inside = ((q >= quant_min) & (q <= quant_max)).float()
+    return torch.clamp(q, quant_min, quant_max).detach() + inside * (x - x.detach())
+
+
+def linear_schedule(step, amount, start_step, end_step, every):
+    if step < start_step:
+        return 0.0
+    last = end_step if step >= end_step else step - (step - start_step) % every
+    return amount * (last - start_step) / (end_step - start_step)
+
+
+def off_by_one_step(step, amount, start_step, end_step, every):
+    return pruning_schedule(step - 1, amount, start_step, end_step, every)
+
+
+def not_clamped_after_end(step, amount, start_step, end_step, every):
+    if step < start_step:
+        return 0.0
+    last = step - (step - start_step) % every
+    if step == end_step:
+        last = end_step
+    p = (last - start_step) / (end_step - start_step)
+    return amount * (1 - (1 - p) ** 3)
+
+
+def reached_at_start(step, amount, start_step, end_step, every):
+    p = min(max((step - (step - start_step) % every - start_step) / (end_step - start_step), 0.0), 1.0)
+    return amount * (1 - p) ** 3
+
+
+def no_hold(step, amount, start_step, end_step, every):
+    p = min(max((step - start_step) / (end_step - start_step), 0.0), 1.0)
+    return amount * (1 - (1 - p) ** 3)
+
+
+def forgot_the_last_update(step, amount, start_step, end_step, every):
+    if step < start_step:
+        return 0.0
+    last = min(step, end_step)
+    last -= (last - start_step) % every
+    return amount * (1 - (1 - (last - start_step) / (end_step - start_step)) ** 3)
+
+
+def stub(*args):
+    raise NotImplementedError  # your code here
+
+
+WRONG = {
+    "huffman_lengths": (ex.check_huffman_lengths, huffman_lengths, [
+        (fixed_width, "fixed-width lengths"),
+        (one_too_long, "every length is one too long"),
+        (shannon_lengths, "Shannon's lengths"),
+        (merge_two_largest, "you merged the two LARGEST counts"),
+        (frequent_gets_longest, "the most frequent symbols must get the shortest codes"),
+    ]),
+    "fake_quantize_ste": (ex.check_fake_quantize_ste, fake_quantize_ste, [
+        (no_ste, "the gradient is zero everywhere"),
+        (no_clipping_in_the_gradient, "zero it outside [quant_min, quant_max]"),
+        (exclusive_range, "the range is inclusive"),
+        (unrounded_range, "test the ROUNDED value"),
+        (floor_forward, "floor instead of round"),
+        (integers_returned, "you returned the integers"),
+    ]),
+    "pruning_schedule": (ex.check_pruning_schedule, pruning_schedule, [
+        (linear_schedule, "linear, not cubic"),
+        (off_by_one_step, "off by one step"),
+        (not_clamped_after_end, "not clamped after end_step"),
+        (reached_at_start, "the sparsity is reached at the start"),
+        (no_hold, "the masks change only every"),
+        (forgot_the_last_update, "the last update happens at end_step"),
+    ]),
+}
+
+CASES = [(name, i) for name, (_, _, wrongs) in WRONG.items() for i in range(len(wrongs))]
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_checker_accepts_an_independent_worked_answer(name, capsys):
+    check, solution, _ = WRONG[name]
+    assert check(solution) is True
+    assert "checks pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_every_checker_has_at_least_three_plausible_wrong_answers(name):
+    assert len(WRONG[name][2]) >= 3
+
+
+@pytest.mark.parametrize("name, i", CASES, ids=[f"{n}-{i}" for n, i in CASES])
+def test_checker_rejects_a_plausible_wrong_answer_and_names_the_mistake(name, i, capsys):
+    check, _, wrongs = WRONG[name]
+    wrong, words = wrongs[i]
+    assert check(wrong) is False
+    out = capsys.readouterr().out
+    assert "checks failed" in out
+    assert words in out, out
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_checker_reports_a_stub_as_not_attempted(name, capsys):
+    assert WRONG[name][0](stub) is False
+    assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_a_crashing_answer_is_reported_not_raised(capsys):
+    assert ex.check_huffman_lengths(lambda counts: counts["missing"]) is False
+    assert ex.check_fake_quantize_ste(lambda x, *args: x.reshape(7, 7)) is False
+    assert ex.check_pruning_schedule(lambda *args: 1 / 0) is False
+    out = capsys.readouterr().out
+    assert "raised KeyError" in out and "raised RuntimeError" in out and "raised ZeroDivisionError" in out
+
+
+# --- the checkers' cases are right, by hand and against trusted implementations ---------------
+
+
+def test_any_optimal_huffman_code_is_accepted_when_counts_tie(capsys):
+    tied = {"a": 1, "b": 1, "c": 2, "d": 2}  # lengths (2, 2, 2, 2) or (3, 3, 2, 1): both cost 12 bits
+    assert sorted(huffman_lengths(tied).values()) != sorted(huffman_lengths_other_ties(tied).values())
+    assert ex.check_huffman_lengths(huffman_lengths_other_ties) is True
+    assert ex._compare_lengths(ex._huffman_reference(tied), {"a": 2, "b": 2, "c": 2, "d": 2}) is None
+    assert ex._compare_lengths(ex._huffman_reference(tied), {"a": 3, "b": 3, "c": 2, "d": 1}) is None
+
+
+def test_huffman_cases_by_hand():
+    assert huffman_lengths({"a": 1, "b": 2, "c": 4, "d": 8, "e": 16}) == {"a": 4, "b": 4, "c": 3, "d": 2, "e": 1}
+    # 10, 15, 30, 16, 29: merge 10+15, then 16+25, then 29+30, then 41+59
+    assert huffman_lengths({"a": 10, "b": 15, "c": 30, "d": 16, "e": 29}) == {"a": 3, "b": 3, "c": 2, "d": 2, "e": 2}
+    assert ex._huffman_reference({"x": 99, "y": 1}).optimal_bits == 100
+
+
+def test_lengths_that_break_kraft_are_refused_with_the_reason():
+    reason = ex._compare_lengths(ex._huffman_reference({"a": 5, "b": 3, "c": 2}), {"a": 1, "b": 1, "c": 2})
+    assert reason is not None and "Kraft" in reason
+
+
+def test_the_ste_reference_is_torch_fake_quantize_and_the_worked_answer_agrees():
+    for case in ex.STE_CASES:
+        x, scale, zero_point, qmin, qmax = case.args
+        x_torch = x.clone().requires_grad_(True)
+        torch.fake_quantize_per_tensor_affine(x_torch, scale, zero_point, qmin, qmax).sum().backward()
+        x_ours = x.clone().requires_grad_(True)
+        y = fake_quantize_ste(x_ours, scale, zero_point, qmin, qmax)
+        y.sum().backward()
+        assert torch.allclose(y, torch.fake_quantize_per_tensor_affine(x, scale, zero_point, qmin, qmax), atol=1e-6)
+        assert torch.equal(x_ours.grad, x_torch.grad), case.description
+        if "clipped" in case.description or "zero point" in case.description or "2 bits" in case.description:
+            assert 0 < int(x_torch.grad.sum()) < x.numel(), case.description  # some entries in range, some clipped
+
+
+def test_the_boundary_cases_sit_on_the_boundaries():
+    x, scale, zero_point, qmin, qmax = ex.STE_CASES[1].args
+    q = torch.round(x / scale) + zero_point
+    assert (q == qmin).any() and (q == qmax).any()
+    x, scale, zero_point, qmin, qmax = ex.STE_CASES[2].args
+    unrounded = x / scale + zero_point
+    assert ((unrounded < qmin) | (unrounded > qmax))[:4].all()  # outside before rounding, inside after
+    assert ((torch.round(unrounded) >= qmin) & (torch.round(unrounded) <= qmax)).all()
+
+
+def test_the_schedule_is_what_gradual_pruner_does_to_a_model():
+    """fit calls on_step(model, t) after optimizer step t; after each call the model's sparsity is
+    the schedule's value (to within one weight of rounding)."""
+    for start, end, every in ((10, 110, 10), (0, 100, 30), (3, 40, 7)):
+        model = nn.Sequential(nn.Linear(40, 50))
+        params = prunable_parameters(model)
+        pruner = GradualPruner(params, 0.9, begin_step=start, end_step=end, frequency=every)
+        total = model[0].weight.numel()
+        for step in range(1, end + 20):
+            pruner(model, step)
+            zeros = int((model[0].weight == 0).sum())
+            assert abs(zeros - pruning_schedule(step, 0.9, start, end, every) * total) <= 1, (start, end, every, step)
+            assert ex._schedule_reference(step, 0.9, start, end, every) == pytest.approx(pruning_schedule(step, 0.9, start, end, every))
+
+
+def test_schedule_by_hand():
+    assert pruning_schedule(20, 0.9, 10, 110, 10) == pytest.approx(0.9 * (1 - 0.9**3))
+    assert pruning_schedule(99, 0.9, 0, 100, 30) == pytest.approx(0.9 * (1 - 0.1**3))
+    assert pruning_schedule(100, 0.9, 0, 100, 30) == pytest.approx(0.9)
