@@ -13,6 +13,42 @@ References
 [3] B. Jacob et al., "Quantization and Training of Neural Networks for Efficient
     Integer-Arithmetic-Only Inference", CVPR 2018, arXiv:1712.05877.
 [4] S. Han, H. Mao, W. J. Dally, "Deep Compression", ICLR 2016, arXiv:1510.00149.
+
+* :mod:`~compresskit.training.callbacks`: :func:`fit_compressed` (``fit`` with callbacks in its
+  hooks), :class:`PruneWhileTraining` (Zhu & Gupta's cubic schedule), :class:`Distill` (Hinton).
+* :mod:`~compresskit.training.qat`: quantization-aware training, :func:`prepare_qat` (fake
+  quantization with a straight-through estimator, observed or learned (LSQ) activation ranges),
+  :func:`ptq` (post-training quantization in the same form, for a like-for-like comparison),
+  :func:`qat_to_float`.
 """
 
-__all__: list[str] = []
+from compresskit.training.callbacks import Callback, Distill, PruneWhileTraining, fit_compressed
+from compresskit.training.qat import (
+    ActivationFakeQuantize,
+    QATConv2d,
+    QATLinear,
+    WeightFakeQuantize,
+    fake_quantize_ste,
+    lsq_fake_quantize,
+    prepare_qat,
+    ptq,
+    qat_to_float,
+    weight_qrange,
+)
+
+__all__ = [
+    "ActivationFakeQuantize",
+    "Callback",
+    "Distill",
+    "PruneWhileTraining",
+    "QATConv2d",
+    "QATLinear",
+    "WeightFakeQuantize",
+    "fake_quantize_ste",
+    "fit_compressed",
+    "lsq_fake_quantize",
+    "prepare_qat",
+    "ptq",
+    "qat_to_float",
+    "weight_qrange",
+]
