@@ -35,17 +35,22 @@ from compresskit.training.qat import (
     qat_to_float,
     weight_qrange,
 )
+from compresskit.training.ledger import Ledger, LedgerRow, SpeedClaim, ledger
 
 __all__ = [
     "ActivationFakeQuantize",
     "Callback",
     "Distill",
+    "Ledger",
+    "LedgerRow",
     "PruneWhileTraining",
     "QATConv2d",
     "QATLinear",
+    "SpeedClaim",
     "WeightFakeQuantize",
     "fake_quantize_ste",
     "fit_compressed",
+    "ledger",
     "lsq_fake_quantize",
     "prepare_qat",
     "ptq",
