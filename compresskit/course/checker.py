@@ -3,7 +3,8 @@
 A checker runs the learner's function and the reference on several inputs, compares the
 results, prints one line per failing case (which input, expected vs got) and returns a bool,
 so a notebook keeps running after a wrong answer. An untouched stub that raises
-``NotImplementedError`` is reported as "not attempted yet".
+``NotImplementedError`` is reported as "not attempted yet". Each outcome is also noted in the
+learner's progress file (:func:`compresskit.course.progress.record`; ``progress.show()`` prints it).
 
 Usage inside ``compresskit.course.exercises.<topic>``::
 
@@ -23,6 +24,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+
+from compresskit.course.progress import FAILED, NOT_ATTEMPTED, PASSED, record
 
 PASS = "\u2705"  # shown before a passing exercise
 FAIL = "\u274c"
@@ -166,6 +169,7 @@ def check_function(
     name = name or getattr(fn, "__name__", "your function")
     if not callable(fn):
         print(f"{FAIL} {name}: expected a function, got {type(fn).__name__}")
+        record(name, FAILED, f"expected a function, got {type(fn).__name__}")
         return False
     failures = []
     for case in cases:
@@ -174,6 +178,7 @@ def check_function(
             got = fn(*_clone(case.args), **_clone(case.kwargs))
         except NotImplementedError:
             print(f"\u23f3 {name}: not attempted yet (it still raises NotImplementedError)")
+            record(name, NOT_ATTEMPTED)
             return False
         except Exception as exc:  # the learner's bug, reported, not raised
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -187,6 +192,7 @@ def check_function(
             fn(*_clone(case.args), **_clone(case.kwargs))
         except NotImplementedError:
             print(f"\u23f3 {name}: not attempted yet (it still raises NotImplementedError)")
+            record(name, NOT_ATTEMPTED)
             return False
         except error:
             continue
@@ -201,8 +207,10 @@ def check_function(
             print(f"   - {line}")
         if hint:
             print(f"   hint: {hint}")
+        record(name, FAILED, failures[0])
         return False
     print(f"{PASS} {name}: all {total} checks pass")
+    record(name, PASSED)
     return True
 
 
@@ -210,10 +218,20 @@ def check_value(got: Any, expected: Any, *, name: str, compare: Callable[[Any, A
     """Check a single value a learner computed (not a function); print and return a bool."""
     if got is NotImplemented or got is Ellipsis:
         print(f"\u23f3 {name}: not attempted yet")
+        record(name, NOT_ATTEMPTED)
         return False
     reason = compare(expected, got)
     if reason:
         print(f"{FAIL} {name}: {reason}" + (f"\n   hint: {hint}" if hint else ""))
+        record(name, FAILED, reason)
         return False
     print(f"{PASS} {name}: correct")
+    record(name, PASSED)
     return True
+
+
+def report_failure(name: str, message: str) -> None:
+    """Print one more thing wrong with ``name``'s answer, found after its checks ran, and note
+    it in the learner's progress (an exercise that printed this has not passed)."""
+    print(f"{FAIL} {name}: {message}")
+    record(name, FAILED, message)
