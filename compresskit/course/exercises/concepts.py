@@ -31,7 +31,8 @@ from torch.nn.utils import prune
 
 from compresskit import measure, models
 from compresskit._validation import check_real
-from compresskit.course.checker import Case, Expected, check_function, check_value, close, describe, naming_mistakes
+from compresskit.course.checker import (Case, Expected, check_function, check_value, close, describe, naming_mistakes,
+                                        report_failure)
 
 Compare = Callable[[Any, Any], "str | None"]
 
@@ -293,8 +294,8 @@ def check_int8_claims(file_bytes: Mapping[str, int], int8_ratio: float, int8_sav
     try:
         before, after = int(file_bytes["float32"]), int(file_bytes["int8 + scales"])
     except (TypeError, KeyError, ValueError):
-        print("\u274c int8 claims: `file_bytes` must be the dict of section 2.3, with the keys "
-              f"'float32' and 'int8 + scales'; got {describe(file_bytes)}")
+        report_failure("int8 claims", "`file_bytes` must be the dict of section 2.3, with the keys "
+                       f"'float32' and 'int8 + scales'; got {describe(file_bytes)}")
         return False
     ratio, saving = _reference_ratio_and_saving(before, after)
     raw = "4.0 is the ratio of the raw numbers (4 bytes against 1): the files also hold a header and one scale per tensor; use file_bytes"

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
 
-from compresskit.course.checker import FAIL, Case, check_function, close, describe
+from compresskit.course.checker import Case, check_function, close, describe, report_failure
 from compresskit.ensembles import bootstrap_sample, out_of_fold_predictions, samme_round
 
 
@@ -138,7 +138,7 @@ def check_bootstrap_sample(fn: Callable[[int, int], tuple[np.ndarray, np.ndarray
         problems.append(f"raised {type(exc).__name__}: {exc}")
     problems = [p for p in problems if p]
     for problem in problems:
-        print(f"{FAIL} bootstrap_sample: {problem}")
+        report_failure("bootstrap_sample", problem)
     return ok and not problems
 
 
