@@ -25,12 +25,13 @@ SCRATCH     ?= $(or $(TMPDIR),/tmp)
 LOCK_VENV   ?= $(SCRATCH)/compresskit-lock
 LOWEST_VENV ?= $(SCRATCH)/compresskit-lowest
 
-.PHONY: lab test test-fast test-ui test-lowest bench datasets clean-venv strip lock help
+.PHONY: lab test test-fast test-ui test-lowest bench datasets clean-venv strip lock hub help
 
 help:
 	@echo "make lab     set up .venv (first run only) and open the course in JupyterLab"
 	@echo "make test    set up .venv (first run only) and run every test, notebooks included"
 	@echo "make bench   measure the benchmarks and write benchmarks/RESULTS.md"
+	@echo "make hub     a JupyterHub for a workshop on this machine (set COMPRESSKIT_HUB_PASSWORD first)"
 	@echo "make lock    regenerate requirements.txt from pyproject.toml (pip-compile)"
 	@echo "make test-lowest  unit tests with the lowest numpy, scikit-learn and matplotlib allowed"
 
@@ -44,6 +45,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (compresskit)"
 	touch $(STAMP)
 
+# configurable-http-proxy, the proxy in front of `make hub`, from npm at the version in
+# classroom/package-lock.json, into classroom/node_modules. npm needs the network, so this runs at
+# set-up, outside tests/offline.sh. Without npm (or if npm fails) it says so and goes on: the hub
+# tests are then skipped (failed under CI=true) and `make hub` says what to install.
+PROXY_STAMP := classroom/node_modules/.installed
+$(PROXY_STAMP): classroom/package.json classroom/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: configurable-http-proxy not installed (make hub needs it; the hub tests will be skipped)." \
+	       "Install Node.js and npm (sudo apt-get install nodejs npm)"; \
+	elif (cd classroom && npm ci --no-audit --no-fund --loglevel=error); then \
+	  touch $@; \
+	else \
+	  echo "npm ci in classroom/ failed: configurable-http-proxy not installed (make hub needs it)"; \
+	fi
+
 # Opens on chapters/; the course asks nothing of the network (no news, update or extension checks).
 LAB_FLAGS := --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/chapters \
 	--LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
@@ -53,11 +69,11 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_FLAGS)
 
 # Every test runs with the network cut off (loopback only): see tests/offline.sh.
-test: $(STAMP)
+test: $(STAMP) $(PROXY_STAMP)
 	bash tests/offline.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 # Unit tests only, for a quick loop while editing the library.
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(PROXY_STAMP)
 	bash tests/offline.sh $(PY) -m pytest tests -m "not ui" $(PYTEST_ARGS)
 
 # The browser tests only (JupyterLab + headless Chromium): every chapter as a learner runs it.
@@ -66,6 +82,12 @@ test-ui: $(STAMP)
 
 bench: $(STAMP)
 	bash tests/offline.sh $(PY) -m benchmarks
+
+# A JupyterHub for a workshop: classroom/jupyterhub_config.py, state in $$COMPRESSKIT_HUB_DIR
+# (default ~/compresskit-hub), on 127.0.0.1:8000 until Ctrl-C. It refuses to start without
+# COMPRESSKIT_HUB_PASSWORD (or _PASSWORD_FILE, or _TOKENS_FILE). README: "Run it in a classroom".
+hub: $(STAMP) $(PROXY_STAMP)
+	$(PY) -m classroom.hub $(HUB_ARGS)
 
 datasets: $(STAMP)
 	$(PY) datasets/build.py
