@@ -59,9 +59,23 @@ def magnitude_mask(weight: torch.Tensor, amount: float | int) -> torch.Tensor:
     k = check_amount("amount", amount, weight.numel())
     mask = torch.ones_like(weight, memory_format=torch.contiguous_format)
     if k > 0:
-        smallest = torch.topk(weight.detach().abs().flatten(), k, largest=False).indices
-        mask.view(-1)[smallest] = 0  # Eq. (1) in [1]
+        mask.view(-1)[_smallest(weight.detach().abs().flatten(), k)] = 0  # Eq. (1) in [1]
     return mask
+
+
+def _smallest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Where the ``k`` smallest of the 1-D ``scores`` are: the entries ``torch.topk(largest=False)`` picks.
+
+    The k-th smallest value ``v`` (a selection, several times faster than topk when k is large)
+    splits the scores: when the entries below ``v`` and those equal to it are exactly ``k``, they
+    are the k smallest, whatever the tie-breaking. Only when ``v`` is tied across the cut does the
+    choice depend on tie-breaking, and then topk makes it, as torch's pruning does.
+    """
+    v = torch.kthvalue(scores, k).values
+    drop = scores <= v
+    if int(drop.sum()) == k:
+        return drop
+    return torch.topk(scores, k, largest=False).indices
 
 
 def threshold_mask(weight: torch.Tensor, threshold: float) -> torch.Tensor:
