@@ -19,7 +19,7 @@ from compresskit.training.ledger import Ledger, LedgerRow, ledger
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-KEYS = ["dense", "masked", "masks_removed", "units", "int8", "csr", "nm_2of4", "ensemble", "student", "superres"]
+KEYS = ["dense", "masked", "masks_removed", "units", "int8", "csr", "nm_2of4", "ensemble", "student", "superres", "qat4"]
 # The digits MLP 64-256-256-10, counted by hand.
 WEIGHTS = 64 * 256 + 256 * 256 + 256 * 10  # 84,480
 BIASES = 256 + 256 + 10  # 522
@@ -59,6 +59,10 @@ def led(run) -> Ledger:
     return run[0]
 
 
+def nonzero_weights(model: nn.Module) -> int:
+    return sum(int(torch.count_nonzero(m.weight)) for m in model if isinstance(m, nn.Linear))
+
+
 def save_size(tensors: dict, folder, key: str) -> int:
     """Bytes of ``torch.save(tensors)`` at ``folder/key/model.pt``, the name the ledger uses."""
     path = folder / key / "model.pt"
@@ -74,7 +78,7 @@ def test_one_row_per_technique_in_the_course_order(led):
     assert led.keys() == KEYS
     assert all(isinstance(r, LedgerRow) for r in led.rows)
     chapters = [r.chapter for r in led.rows]
-    assert chapters == sorted(chapters) and set(chapters) == {1, 2, 3, 4, 5, 6, 7}
+    assert chapters == sorted(chapters) and set(chapters) == {1, 2, 3, 4, 5, 6, 7, 8}
     assert led["csr"].technique == "pruned 90%, CSR"
     with pytest.raises(KeyError, match="no ledger row 'qat'"):
         led["qat"]
@@ -99,6 +103,7 @@ def test_promised_ratios_come_from_counting_parameters_and_bits(led):
         "nm_2of4": PARAMS / (WEIGHTS / 2 + BIASES),
         "ensemble": 1 / 3,
         "student": PARAMS / (64 * 32 + 32 + 32 * 10 + 10),
+        "qat4": 32 / 4,
     }
     for key, value in expected.items():
         assert led[key].promised_ratio == pytest.approx(value, rel=1e-12), key
@@ -121,15 +126,19 @@ def test_payloads_equal_the_formulas(led):
         "int8": WEIGHTS + BIASES * (4 + 4 + 8 + 8) + LAYERS * 4 * 8,
         "ensemble": 3 * 4 * PARAMS,
         "student": 4 * 2410,
+        "qat4": WEIGHTS // 2 + 4 * BIASES + 4 * BIASES + 16 * LAYERS,  # two 4-bit codes a byte; float32 scales and biases
     }
     for key, value in expected.items():
         assert led[key].payload_bytes == value, key
 
 
+
 def test_files_are_their_payload_plus_bounded_headers(led):
-    for row in led.rows[:-1]:
+    for row in led.rows:
+        if row.payload_bytes is None:
+            continue
         tensors = {"dense": 6, "masked": 9, "masks_removed": 6, "units": 6, "int8": 27, "csr": 15, "nm_2of4": 12,
-                   "ensemble": 18, "student": 4}[row.key]
+                   "ensemble": 18, "student": 4, "qat4": 12}[row.key]
         assert row.payload_bytes < row.file_bytes <= row.payload_bytes + 1024 * tensors, row.key
         assert row.disk_ratio == led["dense"].file_bytes / row.file_bytes
 
@@ -214,9 +223,20 @@ def test_accuracies_at_seed_0(led):
     """Fine-tuned rows stay within 2 points of the dense model; the integer MLP within 1 (seed 0)."""
     dense = led["dense"].accuracy
     assert dense > 0.95
-    for key in ("masked", "units", "nm_2of4", "ensemble", "student"):
+    for key in ("masked", "units", "nm_2of4", "ensemble", "student", "qat4"):
         assert led[key].accuracy >= dense - 0.02, (key, led[key].accuracy, dense)
     assert led["int8"].accuracy >= dense - 0.01
+
+
+def test_qat_weights_lie_on_a_4_bit_grid_per_channel(led):
+    """Symmetric narrow 4-bit grid: each output channel holds at most 15 values, integer multiples of max|w| / 7."""
+    for m in led["qat4"].model:
+        if isinstance(m, nn.Linear):
+            w = m.weight.detach().double()
+            scale = w.abs().amax(dim=1, keepdim=True) / 7
+            codes = w / scale
+            assert torch.allclose(codes, codes.round(), atol=1e-4) and int(codes.round().abs().max()) == 7
+            assert max(len(torch.unique(row)) for row in w) <= 15
 
 
 # --- the caller's model -------------------------------------------------------------------------
@@ -284,7 +304,7 @@ def test_under_the_random_clock_bytes_hold_and_verdicts_are_only_printed(model, 
     monkeypatch.setattr(measure, "_random_clock", None)
     result = ledger(model, split, epochs=0, n_members=3, member_epochs=1, repeats=3, onnx=True)
     assert result.keys() == KEYS[:5] + ["onnx_int8"] + KEYS[5:]
-    for key in ("dense", "masked", "masks_removed", "int8", "csr", "nm_2of4", "ensemble", "student"):
+    for key in ("dense", "masked", "masks_removed", "int8", "csr", "nm_2of4", "ensemble", "student", "qat4"):
         assert result[key].file_bytes == led[key].file_bytes, key  # bytes do not depend on the clock or the training
     verdicts = result.judge(verdict.judge)
     assert len(verdicts) == len(result.claims()) and all(v.random_clock for v in verdicts)

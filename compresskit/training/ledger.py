@@ -57,9 +57,10 @@ from compresskit._validation import check_int, check_module, check_seed, check_t
 from compresskit.data import NUM_CLASSES, DigitsSplit, calibration_batch, make_loader
 from compresskit.distillation import distill
 from compresskit.pruning import L1Unstructured, global_unstructured, prunable_parameters, prune_units, remove_masks
-from compresskit.quantization import IntegerMLP
+from compresskit.quantization import IntegerMLP, pack_bits, quantize
 from compresskit.sparsity import MaskKeeper, apply_masks, nm_mask, pack_nm, sparse_weights, to_csr
 from compresskit.train import fit
+from compresskit.training.qat import QATLinear, prepare_qat, qat_to_float
 
 __all__ = ["Ledger", "LedgerRow", "SpeedClaim", "ledger"]
 
@@ -68,6 +69,7 @@ UNITS = 0.5  # the share of hidden units chapter 2 removes
 STUDENT_HIDDEN = (32,)  # chapter 6's student, 64-32-10
 STUDENT_EPOCHS = 15  # distillation epochs (chapter 6 trains 60)
 BATCH, LR = 64, 3e-3  # fine-tuning and ensemble members: a few epochs, a step 3x fit's default
+QAT_BITS = 4  # chapter 8: quantization-aware training to 4-bit weights
 MIN_ACCURACY = 0.5  # a model below this on the test digits has not been trained
 
 
@@ -252,19 +254,25 @@ def _nm_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class _CSRMLP(nn.Module):
-    """The MLP run from CSR tensors with ``torch.sparse.mm``: a kernel that skips the zeros."""
+    """The MLP run from CSR tensors with ``torch.sparse.mm``: a kernel that skips the zeros.
+
+    The CSR weights and the biases are buffers, so ``.to()`` moves them."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        linears = [m for m in model if isinstance(m, nn.Linear)]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self.layers = [(m.weight.detach().to_sparse_csr(), m.bias.detach()[:, None]) for m in model if isinstance(m, nn.Linear)]
+            for i, m in enumerate(linears):
+                self.register_buffer(f"weight{i}", m.weight.detach().to_sparse_csr())
+                self.register_buffer(f"bias{i}", m.bias.detach()[:, None].clone())
+        self.n_layers = len(linears)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(1).T.contiguous()  # (features, B): CSR times dense columns
-        for i, (w, b) in enumerate(self.layers):
-            h = torch.sparse.mm(w, h) + b
-            h = torch.relu(h) if i < len(self.layers) - 1 else h
+        for i in range(self.n_layers):
+            h = torch.sparse.mm(getattr(self, f"weight{i}"), h) + getattr(self, f"bias{i}")
+            h = torch.relu(h) if i < self.n_layers - 1 else h
         return h.T
 
 
@@ -343,11 +351,13 @@ def ledger(
     """Apply every technique of the course to a copy of ``model`` (a trained digits MLP) and
     measure promise against reality, one :class:`LedgerRow` each.
 
-    ``epochs`` of fine-tuning follow pruning and 2:4 masking; the ensemble adds ``n_members - 1``
-    MLPs of ``model``'s shape trained ``member_epochs`` each from seeds ``seed + 1, ...``; the
-    student (64-32-10) is distilled from the ensemble. Latencies are at ``batch_size`` test
-    digits, ``repeats`` alternate calls. ``onnx=True`` adds ONNX Runtime's int8 model (its export
-    takes seconds). ``model`` is not changed; every file goes to a temporary folder, then away.
+    ``epochs`` of fine-tuning follow pruning, 2:4 masking, QAT and weight sharing; the ensemble
+    adds ``n_members - 1`` MLPs of ``model``'s shape trained ``member_epochs`` each from seeds
+    ``seed + 1, ...``; the student (64-32-10) is distilled from the ensemble. Latencies are at
+    ``batch_size`` test digits, ``repeats`` alternate calls. ``onnx=True`` adds ONNX Runtime's
+    int8 model (its export alone takes seconds). With the defaults the whole ledger costs about
+    as much as two or three 20-epoch trainings of the MLP. ``model`` is not changed; every file
+    goes to a temporary folder, then away.
     """
     linears = _check_inputs(model, split)
     seed = check_seed("seed", seed)
@@ -357,7 +367,10 @@ def ledger(
     batch_size = check_int("batch_size", batch_size, 1)
     repeats = check_int("repeats", repeats, 1)
     check_type("onnx", onnx, bool)
-    with tempfile.TemporaryDirectory(prefix="ledger-") as tmp:
+    # Building layers (QAT's, the decoder's) draws initial weights that are then overwritten: from a
+    # seeded, forked generator, so the caller's global random state is left as it was.
+    with tempfile.TemporaryDirectory(prefix="ledger-") as tmp, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         b = _Builder(model, split, Path(tmp), seed=seed, epochs=epochs, batch_size=batch_size, repeats=repeats)
         _check_trained(measure.accuracy(b.dense, b.X_test, b.y_test), len(b.y_test))
         hidden = tuple(m.out_features for m in linears[:-1])
@@ -369,6 +382,7 @@ def ledger(
         _distillation_row(b, ensemble)
         b.note("superres", 7, "super-resolution", "does not apply: it rebuilds images from smaller ones (it compresses data, not a "
                "classifier); chapter 7 measures it on photographs, and there is no digits-MLP row to fill in")
+        _qat_row(b)
     return Ledger(tuple(b.rows), len(b.x))
 
 
@@ -498,3 +512,31 @@ def _distillation_row(b: _Builder, ensemble: nn.Module) -> None:
                     "headers weigh more in a small file; the price is paid in training and in accuracy",
           ("the distilled student is faster than the MLP (dense / student time)", 2.0, None,
            f"the student does {macs:.0f}x fewer MACs; per-call costs (Python, dispatch) dominate a network this small", ("threads",)))
+
+
+def _packed_tensors(qat: nn.Module) -> dict[str, torch.Tensor]:
+    """Each QAT layer's weight as ``QAT_BITS``-bit codes packed into bytes, its per-channel scales, bias and shape."""
+    out = {}
+    for name, m in qat.named_children():
+        if isinstance(m, QATLinear):
+            w = m.weight.detach()
+            scale, zero_point = m.weight_quant.qparams(w)  # symmetric, one scale per output channel, zero point 0
+            q = quantize(w, scale, zero_point, m.weight_quant.quant_min, m.weight_quant.quant_max, axis=0)
+            out |= {f"{name}.weight.q": pack_bits(q, m.weight_quant.quant_min, QAT_BITS), f"{name}.weight.scale": scale.float(),
+                    f"{name}.bias": m.bias.detach().clone(), f"{name}.shape": torch.tensor(w.shape, dtype=torch.int64)}
+    return out
+
+
+def _qat_row(b: _Builder) -> None:
+    """Chapter 8: quantization-aware training of the weights to 4 bits (float activations), packed two to a byte."""
+    qat = b.finetune(prepare_qat(b.dense, weight_bits=QAT_BITS, act_bits=None, per_channel=True))
+    plain = qat_to_float(qat).eval()  # the weights on their 4-bit grid, in float32: what runs
+    b.add("qat4", 8, f"QAT, {QAT_BITS}-bit weights, packed", f"torch.save of {QAT_BITS}-bit codes + scales", plain,
+          QAT_BITS * measure.count_parameters(plain), _save(b.folder, "qat4", _packed_tensors(qat)),
+          lambda n: f"{QAT_BITS}-bit codes pack {8 // QAT_BITS} to a byte, but every output channel keeps a float32 scale and "
+                    f"a float32 bias: {n['disk']:.2f}x on disk for a promised {n['promised']:.0f}x; to run, the codes are "
+                    "unpacked to float32 (a CPU has no 4-bit kernel), so no faster",
+          ("4-bit weights unpacked to float32 are no faster (dense / QAT time)", None, 1.25,
+           "the unpacked model runs the same dense multiply; a ratio above 1.25 means other load slowed the dense calls: run it again",
+           ("threads",)))
+
