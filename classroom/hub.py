@@ -72,12 +72,15 @@ class Hub:
 
     ``port=None`` picks free loopback ports (the hub's internal and proxy-API ports are always
     free ones), so several hubs can run at once. ``extra_args`` go to the jupyterhub command
-    line and override the config file (e.g. ``["--JupyterHub.cleanup_servers=False"]``).
+    line and override the config file (e.g. ``["--JupyterHub.cleanup_servers=False"]``);
+    ``config`` is the config file (default classroom/jupyterhub_config.py).
     """
 
     def __init__(self, folder: Path | str, *, password: str | None = None, tokens_file: Path | str | None = None,
                  port: int | None = None, ip: str = "127.0.0.1", idle_timeout: int = 3600,
-                 extra_args: tuple[str, ...] | list[str] = (), env: dict[str, str] | None = None) -> None:
+                 extra_args: tuple[str, ...] | list[str] = (), env: dict[str, str] | None = None,
+                 config: Path | str = CONFIG) -> None:
+        self.config = Path(config)
         self.folder = Path(folder).expanduser().resolve()
         self.password = password
         self.tokens_file = None if tokens_file is None else Path(tokens_file)
@@ -130,7 +133,7 @@ class Hub:
         return env
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG), *self.extra_args]
+        return [sys.executable, "-m", "jupyterhub", "-f", str(self.config), *self.extra_args]
 
     def start(self, timeout: float = 120.0) -> Hub:
         """Start the hub and wait until its REST API answers through the proxy."""
