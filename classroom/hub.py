@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -143,7 +144,9 @@ class Hub:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.folder, env=self.environment(), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                stdout=log, stderr=subprocess.STDOUT,
+                # PR_SET_PDEATHSIG fires when the starting *thread* ends: only from the main thread.
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
                 start_new_session=True)  # Ctrl-C in the terminal reaches this process, which stops the hub
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

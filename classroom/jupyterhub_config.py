@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -89,7 +90,8 @@ if _password_file and not _password:
     if not _password:
         raise SystemExit(f"COMPRESSKIT_HUB_PASSWORD_FILE={_password_file} is missing or its first line is empty")
 # Names become folder names under homes/: lower-case letters, digits, '-' and '_', 1-32 of them.
-c.Authenticator.username_pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+c.Authenticator.username_pattern = USERNAME_PATTERN
 
 if _tokens_file:
     # A token per learner: a learner can log in only as the name their token belongs to.
@@ -100,11 +102,11 @@ if _tokens_file:
         tokens = {}
         for number, line in enumerate(Path(path).expanduser().read_text().splitlines(), start=1):
             if line.strip() and not line.lstrip().startswith("#"):
-                name, _, token = line.strip().partition(" ")
-                if len(token.strip()) < 8:
-                    raise SystemExit(f"{path}, line {number}: expected 'learner-name token' with a token of "
-                                     f"8 characters or more; got {line.strip()!r}")
-                tokens[name.lower()] = token.strip()
+                fields = line.split()
+                if len(fields) != 2 or not re.match(USERNAME_PATTERN, fields[0]) or len(fields[1]) < 8:
+                    raise SystemExit(f"{path}, line {number}: expected 'learner-name token' (a name of lower-case "
+                                     f"letters, digits, '-' or '_'; a token of 8 characters or more); got {line.strip()!r}")
+                tokens[fields[0]] = fields[1]
         if not tokens:
             raise SystemExit(f"COMPRESSKIT_HUB_TOKENS_FILE={path} holds no 'learner-name token' line")
         return tokens
@@ -115,9 +117,10 @@ if _tokens_file:
         """The login form's password is the learner's own token from the instructor's list."""
 
         async def authenticate(self, handler, data):
-            expected = _TOKENS.get(data["username"].lower())
+            name = data["username"].strip().lower()
+            expected = _TOKENS.get(name)
             if expected is not None and compare_digest(data["password"].encode(), expected.encode()):
-                return data["username"].lower()
+                return name
             return None
 
     c.JupyterHub.authenticator_class = TokenListAuthenticator
@@ -198,6 +201,8 @@ c.JupyterHub.services = [{
     "name": "idle-culler",
     "command": [PYTHON, "-m", "jupyterhub_idle_culler", f"--timeout={int(_setting('IDLE_TIMEOUT', '3600'))}",
                 "--cull-every=60"],
+    # classroom/hub.py finds everything a hub started by this mark (services get no env_keep).
+    "environment": {"COMPRESSKIT_HUB_ID": _setting("ID", "")},
 }]
 c.JupyterHub.load_roles = [{
     "name": "idle-culler",

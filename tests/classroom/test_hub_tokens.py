@@ -30,12 +30,13 @@ def test_a_token_opens_only_its_own_name(tmp_path):
     assert hub.processes() == []
 
 
-def test_a_short_token_stops_the_hub_with_the_line_named(tmp_path):
+@pytest.mark.parametrize("line", ["bob short", "Bob Smith bob-token-9x8w1m", "bob"])
+def test_a_bad_token_line_stops_the_hub_and_is_named(tmp_path, line):
     tokens = tmp_path / "tokens.txt"
-    tokens.write_text("ada ada-token-7f3k2q\nbob short\n")
+    tokens.write_text(f"ada ada-token-7f3k2q\n{line}\n")
     hub = Hub(tmp_path / "workshop", tokens_file=tokens)
     try:
-        with pytest.raises(HubError, match="line 2"):
+        with pytest.raises(HubError, match=f"line 2: expected 'learner-name token'.*got '{line}'"):
             hub.start(timeout=60)
     finally:
         hub.stop()
