@@ -5,6 +5,7 @@ answers (tools/teaching_doc.py). When one fails, run ``python tools/teaching_doc
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -56,3 +57,27 @@ def test_minutes_grow_with_reading_exercises_and_run_time():
     # 1500 words at 150 a minute, 8 minutes an exercise, 30 s twice over: 10 + 8 + 1
     assert teaching_doc.minutes(chapter, 1) == 19
     assert teaching_doc.minutes(chapter, 2) == 27
+
+
+def test_the_mistakes_are_read_from_the_failures_recorded(tmp_path):
+    """Only failures of exercise checkers count; a repeated line is listed once; exercises come
+    in the order their module defines them, and a part other than the exercise is named."""
+    def entry(exercise, part, status, message, topic="pruning"):
+        return json.dumps({"topic": topic, "exercise": exercise, "part": part, "status": status, "message": message})
+
+    record = tmp_path / "progress.jsonl"
+    record.write_text("\n".join([
+        entry("check_row_norm_mask", "row_norm_mask", "failed", "zeroes rows [0]: L2"),
+        entry("check_threshold_mask", "threshold_mask", "failed", "you used >"),
+        entry("check_threshold_mask", "threshold_mask", "passed", ""),
+        entry("check_threshold_mask", "threshold_mask", "failed", "you used >"),
+        entry("check_threshold_mask", "threshold_mask", "not attempted", ""),
+        entry("my check", "my check", "failed", "not an exercise", topic="other"),
+        entry("check_int8_claims", "third_ratio", "failed", "expected 1.5, got 3.0", topic="concepts"),
+    ]) + "\n")
+    found = teaching_doc.mistakes(record)
+    assert found == {"pruning": [("threshold_mask", "you used >"), ("row_norm_mask", "zeroes rows [0]: L2")],
+                     "concepts": [("int8_claims", "third_ratio: expected 1.5, got 3.0")]}
+    text = teaching_doc.mistakes_text(found)
+    assert text.index("Chapter 1, Concepts") < text.index("Chapter 2, Pruning")
+    assert "| `threshold_mask` | you used > |" in text
