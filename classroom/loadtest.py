@@ -85,8 +85,7 @@ def restart_kernel(learner: Learner, kernel_id: str) -> int:
 def _cookie_header(learner: Learner) -> str:
     """The cookies a browser sends to /user/<name>/...: the session id and the server's own."""
     prefix = f"/user/{learner.name}/"
-    return "; ".join(f"{c.name}={c.value}" for c in learner.session.cookies
-                     if c.path in ("/", "") or prefix.startswith(c.path.rstrip("/") + "/") and c.path != "/hub/")
+    return "; ".join(f"{c.name}={c.value}" for c in learner.session.cookies if prefix.startswith(c.path.rstrip("/") + "/"))
 
 
 class KernelChannel:
@@ -130,7 +129,7 @@ class KernelChannel:
         if not text:
             raise KernelDied("the kernel's websocket closed")
         message = json.loads(text)
-        if message.get("msg_type", message["header"]["msg_type"]) == "status" and \
+        if message["header"]["msg_type"] == "status" and \
                 message["content"].get("execution_state") in ("restarting", "dead", "autorestarting"):
             raise KernelDied(f"kernel {message['content']['execution_state']}")
         return message
@@ -309,6 +308,7 @@ class MemorySampler:
         self.hub = hub
         self.interval = interval
         self.peak: dict[str, int] = {}
+        self.peak_part: dict[tuple[str, str], int] = {}  # (owner, "server" or "kernel") -> peak RSS
         self.peak_learners_total = 0
         self.peak_hub_total = 0
         self.machine_baseline = psutil.virtual_memory().total - psutil.virtual_memory().available
@@ -322,19 +322,23 @@ class MemorySampler:
     def sample(self) -> dict[str, int]:
         hub_pid = self.hub.process.pid if self.hub.process is not None else -1
         sums: dict[str, int] = {}
+        parts: dict[tuple[str, str], int] = {}
         for process in hub_tree(self.hub):
             group = _group(process, hub_pid, self._groups)
             try:
                 rss = process.memory_info().rss
                 times = process.cpu_times()
-                if group is not None:
-                    self._cpu[process.pid] = (group, times.user + times.system)
                 if process.pid not in self.seen:
                     self.seen[process.pid] = (process.create_time(), " ".join(process.cmdline())[:160])
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             if group is not None:
+                self._cpu[process.pid] = (group, times.user + times.system)
                 sums[group] = sums.get(group, 0) + rss
+                part = (group, "kernel" if "ipykernel" in self.seen[process.pid][1] else "server")
+                parts[part] = parts.get(part, 0) + rss
+        for part, total in parts.items():
+            self.peak_part[part] = max(self.peak_part.get(part, 0), total)
         for group, total in sums.items():
             self.peak[group] = max(self.peak.get(group, 0), total)
         learners = sum(v for k, v in sums.items() if k not in HUB_GROUPS and k != "other")
@@ -384,6 +388,8 @@ class LearnerResult:
     login_s: float = float("nan")  # login form sent until JupyterLab opened on their own server
     run: ChapterRun | None = None
     peak_rss: int = 0  # bytes, server + kernels
+    peak_server_rss: int = 0  # bytes, the single-user server alone
+    peak_kernel_rss: int = 0  # bytes, the kernels alone
     cpu_s: float = float("nan")  # CPU seconds of server + kernels, login to saved chapter
     error: str = ""
 
@@ -404,6 +410,7 @@ class LoadReport:
     machine_peak: int = 0
     machine_total: int = 0
     cpus: int = 0
+    load_average: tuple[float, float] = (float("nan"), float("nan"))  # 1-minute, at the start and at the end
     wall_s: float = float("nan")
     leftovers: list[str] = field(default_factory=list)
 
@@ -464,14 +471,14 @@ def run_load_test(folder: Path | str, *, learners: int = 8, chapter: str = CHAPT
     memory = psutil.virtual_memory()
     report = LoadReport(chapter, [], LearnerResult("solo"), machine_total=memory.total, cpus=psutil.cpu_count() or 0)
     sampler = None
+    load_before = psutil.getloadavg()[0]
     start = clock()
     try:
         hub.start()
         sampler = MemorySampler(hub, interval).start()
         report.solo = _learner_session(hub, "solo", chapter, None)
         sampler.sample()
-        report.solo.peak_rss = sampler.peak.get("solo", 0)
-        report.solo.cpu_s = sampler.cpu_seconds("solo")
+        _record_memory(report.solo, sampler)
         if report.solo.started:
             hub.api("DELETE", "users/solo/server")
             _wait_stopped(hub, "solo")
@@ -481,23 +488,35 @@ def run_load_test(folder: Path | str, *, learners: int = 8, chapter: str = CHAPT
             report.learners = list(pool.map(lambda n: _learner_session(hub, n, chapter, barrier), names))
         sampler.sample()
         for result in report.learners:
-            result.peak_rss = sampler.peak.get(result.name, 0)
-            result.cpu_s = sampler.cpu_seconds(result.name)
+            _record_memory(result, sampler)
     finally:
-        if sampler is not None:
-            sampler.stop()
-        killed = hub.stop()
-        report.wall_s = clock() - start
-        report.leftovers = [f"killed after the hub stopped: {k}" for k in killed]
-        if sampler is not None:
-            report.peak_hub = {k: sampler.peak.get(k, 0) for k in HUB_GROUPS}
-            report.peak_hub_total = sampler.peak_hub_total
-            report.peak_learners_total = sampler.peak_learners_total
-            report.machine_baseline = sampler.machine_baseline
-            report.machine_peak = sampler.machine_peak
-            report.leftovers += [f"still running: {p}" for p in sampler.still_running()]
-        report.leftovers += [f"still running: {p.pid} {' '.join(p.cmdline())[:160]}" for p in _alive(hub.processes())]
+        _finish(report, hub, sampler, start, load_before)
     return report
+
+
+def _finish(report: LoadReport, hub: Hub, sampler: MemorySampler | None, start: float, load_before: float) -> None:
+    """Stop the hub and everything it started; fill in the report's totals and what was left."""
+    if sampler is not None:
+        sampler.stop()
+    killed = hub.stop()
+    report.wall_s = clock() - start
+    report.load_average = (load_before, psutil.getloadavg()[0])
+    report.leftovers = [f"killed after the hub stopped: {k}" for k in killed]
+    if sampler is not None:
+        report.peak_hub = {k: sampler.peak.get(k, 0) for k in HUB_GROUPS}
+        report.peak_hub_total = sampler.peak_hub_total
+        report.peak_learners_total = sampler.peak_learners_total
+        report.machine_baseline = sampler.machine_baseline
+        report.machine_peak = sampler.machine_peak
+        report.leftovers += [f"still running: {p}" for p in sampler.still_running()]
+    report.leftovers += [f"still running: {p.pid} {' '.join(p.cmdline())[:160]}" for p in _alive(hub.processes())]
+
+
+def _record_memory(result: LearnerResult, sampler: MemorySampler) -> None:
+    result.peak_rss = sampler.peak.get(result.name, 0)
+    result.peak_server_rss = sampler.peak_part.get((result.name, "server"), 0)
+    result.peak_kernel_rss = sampler.peak_part.get((result.name, "kernel"), 0)
+    result.cpu_s = sampler.cpu_seconds(result.name)
 
 
 def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -563,6 +582,8 @@ def format_report(report: LoadReport) -> str:
         f"{_s(statistics.median([r.login_s for r in report.learners if r.started]) if report.started else float('nan'))} / "
         f"{_s(max([r.login_s for r in report.learners if r.started], default=float('nan')))} |",
         f"| peak memory of one learner alone, server + kernel (MiB RSS) | {_mib(report.solo.peak_rss)} |",
+        f"| of which the learner's server / kernel, alone (MiB RSS) | {_mib(report.solo.peak_server_rss)} / "
+        f"{_mib(report.solo.peak_kernel_rss)} |",
         f"| peak memory per learner at {n} at once: median / largest (MiB RSS) | "
         f"{_mib(statistics.median(per_learner)) if per_learner else '-'} / {_mib(max(per_learner, default=0))} |",
         f"| CPU seconds per learner, login to saved chapter (server + kernel): alone / median at {n} | "
@@ -573,18 +594,20 @@ def format_report(report: LoadReport) -> str:
         f"{_mib(hub.get('proxy', 0))} / {_mib(hub.get('idle-culler', 0))} |",
         f"| whole machine, memory in use: before / peak (MiB, of {_mib(report.machine_total)}; includes other users) | "
         f"{_mib(report.machine_baseline)} / {_mib(report.machine_peak)} |",
-        f"| CPUs | {report.cpus} |",
+        f"| CPUs; load average (1 min) before / after: other work on the machine shows here | "
+        f"{report.cpus}; {_s2(report.load_average[0])} / {_s2(report.load_average[1])} |",
         f"| whole load test, hub start to everything stopped (s) | {_s(report.wall_s)} |",
         f"| processes left running afterwards | {len(report.leftovers)} |",
         "",
-        "| learner | server started | login to JupyterLab (s) | chapter (s) | cells run | clean | peak MiB (server + kernel) | CPU s |",
+        "| learner | server started | login to JupyterLab (s) | chapter (s) | cells run | clean | peak MiB: server + kernel (server / kernel) | CPU s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in [report.solo, *report.learners]:
         run = r.run
         lines.append(f"| {r.name}{' (alone)' if r is report.solo else ''} | {'yes' if r.started else 'no'} | "
                      f"{_s(r.login_s)} | {_s(run.seconds) if run else '-'} | "
-                     f"{f'{run.cells_run}/{run.cells}' if run else '-'} | {'yes' if r.clean else 'NO'} | {_mib(r.peak_rss)} | {_s(r.cpu_s)} |")
+                     f"{f'{run.cells_run}/{run.cells}' if run else '-'} | {'yes' if r.clean else 'NO'} | "
+                     f"{_mib(r.peak_rss)} ({_mib(r.peak_server_rss)} / {_mib(r.peak_kernel_rss)}) | {_s(r.cpu_s)} |")
     if report.errors:
         lines += ["", "Errors:", *[f"- {e}" for e in report.errors]]
     if report.leftovers:
