@@ -311,3 +311,27 @@ def test_schedule_by_hand():
     assert pruning_schedule(20, 0.9, 10, 110, 10) == pytest.approx(0.9 * (1 - 0.9**3))
     assert pruning_schedule(99, 0.9, 0, 100, 30) == pytest.approx(0.9 * (1 - 0.1**3))
     assert pruning_schedule(100, 0.9, 0, 100, 30) == pytest.approx(0.9)
+
+
+def test_the_schedule_is_what_prune_while_training_does_inside_fit():
+    """Through fit_compressed's hooks: after fit's step t the masks hold pruning_schedule(t)."""
+    from types import SimpleNamespace
+
+    from compresskit import data, models
+    from compresskit.training import PruneWhileTraining, fit_compressed
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)
+    model = models.mlp((16,), seed=0)
+    seen = []
+    weight_count = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+
+    def record(m, step):
+        zeros = sum(int((mod.weight_orig * mod.weight_mask == 0).sum()) for mod in m.modules() if hasattr(mod, "weight_mask"))
+        seen.append((step, zeros))
+
+    fit_compressed(model, data.make_loader(X, y, 8), epochs=3, lr=1e-3,
+                   callbacks=[PruneWhileTraining(0.8, 2, 17, every=4), SimpleNamespace(on_step=record)])
+    assert [s for s, _ in seen] == list(range(1, 25))
+    for step, zeros in seen:
+        assert abs(zeros - pruning_schedule(step, 0.8, 2, 17, 4) * weight_count) <= 1, step
