@@ -296,3 +296,15 @@ def test_the_room_view_reads_each_learners_own_file(tmp_path, monkeypatch, capsy
     assert lines["ada"][1:3] == ["0/5", "1/5"]  # chapter 1 none, chapter 2 one of five
     assert lines["bo"][2] == "0/5"
     assert lines["cy"][2] == "0/5" and len(lines["cy"]) == 1 + len(set(n for n, _ in progress.CHAPTERS.values()))
+
+
+def test_recording_goes_on_after_the_file_and_its_folder_are_removed(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "deep" / "progress.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    pruning.check_threshold_mask(right_threshold_mask)
+    progress.reset()
+    pruning.check_threshold_mask(wrong_threshold_mask)
+    path.unlink()
+    path.parent.rmdir()
+    pruning.check_threshold_mask(stub)
+    assert [e["status"] for e in entries(path)] == [progress.NOT_ATTEMPTED]

@@ -65,6 +65,7 @@ CHAPTERS: dict[str, tuple[int, str]] = {
 _MESSAGE_LIMIT = 300  # characters of the checker's message kept in the file
 _SHOWN = 160  # and shown in the table
 _warned: set[str] = set()
+_appended: set[Path] = set()  # files this process has appended to (their last line is whole)
 
 
 @dataclass(frozen=True)
@@ -122,16 +123,26 @@ def _notebook() -> str:
 
 
 def _append(path: Path, line: str) -> None:
-    """Append one line; start a new line first if a killed write left the last one unfinished."""
+    """Append one line. The first time this process writes to ``path``, start a new line first
+    if a killed write left the last one unfinished; after that, append without reading."""
+    data = line.encode("utf-8") + b"\n"
+    if path in _appended:
+        try:
+            with open(path, "ab") as f:
+                f.write(data)
+            return
+        except OSError:  # its folder was removed since: make it again below
+            _appended.discard(path)
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as f:
         end = f.seek(0, os.SEEK_END)
-        unfinished = False
         if end:
             f.seek(end - 1)
-            unfinished = f.read(1) != b"\n"
-        f.write((b"\n" if unfinished else b"") + line.encode("utf-8") + b"\n")
+            if f.read(1) != b"\n":
+                data = b"\n" + data
+        f.write(data)
+    _appended.add(path)
 
 
 def record(part: str, status: str, message: str = "") -> None:
