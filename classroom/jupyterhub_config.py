@@ -66,6 +66,7 @@ c.JupyterHub.ip = _setting("IP", "127.0.0.1")
 c.JupyterHub.port = int(_setting("PORT", "8000"))
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(_setting("INTERNAL_PORT", "8081"))
+c.Spawner.ip = "127.0.0.1"  # learners' servers: reached only through the proxy
 
 # --- The proxy: JupyterHub's standard configurable-http-proxy, from npm -----------------------
 # `make` installs the version pinned in classroom/package-lock.json into classroom/node_modules

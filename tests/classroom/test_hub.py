@@ -174,6 +174,10 @@ def test_stopping_the_hub_leaves_nothing_running(hub, ada, bob):
     assert any("ipykernel_launcher" in c for c in commands)
     assert any("jupyterhub_idle_culler" in c for c in commands)  # the culler runs as the hub's service
     assert _processes_under(hub.folder)  # the check below can see them while they run
+    # Everything listens on loopback only: hub, proxy, servers, kernels.
+    listening = {(c.laddr.ip, c.laddr.port) for p in running for c in p.net_connections("tcp") if c.status == "LISTEN"}
+    assert (("127.0.0.1", hub.port)) in listening and len(listening) > 3
+    assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, sorted(listening)
 
     killed = hub.stop()
     print(f"ended after the hub's own shutdown: {killed}")
