@@ -17,6 +17,9 @@ VALUES = REPO / "classroom" / "z2jh-values.yaml"
 README = REPO / "README.md"
 UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}  # KubeSpawner's ByteSpecification
 MIB = 1024**2
+# A learner's server under the hub, from the classroom load test (docs/teaching.md; helper LOAD's
+# tests/classroom/test_load.py): larger than README's plain JupyterLab, and not in README yet.
+HUB_SERVER_MIB = 216
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,7 @@ def test_to_bytes_reads_units_as_kubespawner_does():
 
 def test_memory_holds_one_chapter_in_the_guarantee_and_two_in_the_limit(values):
     kernel, server = measured_peaks()
+    server = max(server, HUB_SERVER_MIB)
     memory = values["singleuser"]["memory"]
     assert to_bytes(memory["guarantee"]) >= (server + kernel) * MIB
     assert to_bytes(memory["limit"]) >= (server + 2 * kernel) * MIB
@@ -82,11 +86,12 @@ def test_the_culler_is_on_and_no_password_is_committed(values):
     assert values["singleuser"]["image"]["name"] and values["singleuser"]["image"]["tag"]
 
 
-def test_the_figures_quoted_in_the_kubernetes_guide_are_readmes(values):
-    """docs/kubernetes.md quotes README's memory figures in its prose; they must be today's."""
-    kernel, server = measured_peaks()
-    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+def test_the_kernel_peaks_quoted_in_the_kubernetes_guide_are_readmes():
+    """docs/kubernetes.md quotes README's range of kernel peaks; it must be today's."""
+    kernel, _ = measured_peaks()
     low = min(int(low) for low in re.findall(r"^\| \d\d_\w+ \| (\d+)-\d+ MiB \|", README.read_text(encoding="utf-8"), flags=re.M))
-    for quoted in (f"about {server} MiB", f"{low}-{kernel} MiB", f"about {server + kernel} MiB",
-                   f"about {server + 2 * kernel} MiB"):
-        assert quoted in text, f"docs/kubernetes.md should say {quoted!r} (README's figures changed?)"
+    text = " ".join((REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8").split())
+    assert f"peaks at {low}-{kernel} MiB" in text, "README's kernel peaks changed: update docs/kubernetes.md"
+    hub_server = HUB_SERVER_MIB
+    assert f"about {hub_server} + {kernel} = {hub_server + kernel} MiB" in text
+    assert f"about {hub_server} + 2 x {kernel} = {hub_server + 2 * kernel} MiB" in text
