@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +57,8 @@ def free_loopback_port() -> int:
 
 
 def proxy_installed() -> bool:
-    return PROXY.exists()
+    """configurable-http-proxy in classroom/node_modules (make's set-up), or one on PATH (npm install -g)."""
+    return PROXY.exists() or shutil.which("configurable-http-proxy") is not None
 
 
 def _die_with_parent() -> None:
