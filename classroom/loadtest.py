@@ -16,12 +16,14 @@ The report (``LoadReport``, ``format_report``):
   the same run on the same hub (a ratio from one run: both saw the same machine);
 - peak resident memory (RSS) of each learner's server and kernels, of all learners together, of
   the hub itself (hub, proxy, idle culler), and of the whole machine (used = total - available);
+  CPU seconds per learner; the machine's load average before and after (other work shows there);
 - every process the hub started, checked gone afterwards (``leftovers`` names any that had to be
   killed or are still there).
 
 Timings depend on the machine and on what else runs on it: they are reported, never asserted.
 RSS counts pages shared between processes (the Python libraries) once per process, so the sums
-overstate the true total a little; it is the figure a per-user memory limit sees.
+overstate the true total a little: a slight overestimate of what a per-user memory limit (a
+cgroup) counts, which is the safe side for sizing one.
 
     python -m classroom.loadtest --learners 8               # prints the Markdown table
     python -m classroom.loadtest --learners 2 --chapter chapters/01_concepts.ipynb
@@ -70,11 +72,6 @@ def start_kernel(learner: Learner, cwd: str = "chapters", kernel_name: str = "co
     if response.status_code != 201:
         raise HubError(f"{learner.name}: starting a kernel answered {response.status_code}: {response.text[:200]}")
     return response.json()["id"]
-
-
-def shutdown_kernel(learner: Learner, kernel_id: str) -> int:
-    """DELETE the kernel; returns the HTTP status (204, or 404 when it is already gone)."""
-    return learner.server_request("DELETE", f"api/kernels/{kernel_id}").status_code
 
 
 def restart_kernel(learner: Learner, kernel_id: str) -> int:
