@@ -35,11 +35,15 @@ from compresskit.training.qat import (
     qat_to_float,
     weight_qrange,
 )
+from compresskit.training.dcfile import CompressedFileError, load_compressed, round_to_half, save_compressed
+from compresskit.training.deep_compression import CentroidFineTune, Stage, deep_compression, kmeans_1d, share_weights, zero_dead_units
 from compresskit.training.ledger import Ledger, LedgerRow, SpeedClaim, ledger
 
 __all__ = [
     "ActivationFakeQuantize",
     "Callback",
+    "CentroidFineTune",
+    "CompressedFileError",
     "Distill",
     "Ledger",
     "LedgerRow",
@@ -47,13 +51,21 @@ __all__ = [
     "QATConv2d",
     "QATLinear",
     "SpeedClaim",
+    "Stage",
     "WeightFakeQuantize",
+    "deep_compression",
     "fake_quantize_ste",
     "fit_compressed",
+    "kmeans_1d",
     "ledger",
+    "load_compressed",
     "lsq_fake_quantize",
     "prepare_qat",
     "ptq",
     "qat_to_float",
+    "round_to_half",
+    "save_compressed",
+    "share_weights",
     "weight_qrange",
+    "zero_dead_units",
 ]
