@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,9 +18,11 @@ from compresskit.train import evaluate, fit
 from compresskit.training import (
     ActivationFakeQuantize,
     QATLinear,
+    export_onnx,
     fake_quantize_ste,
     fit_compressed,
     lsq_fake_quantize,
+    onnx_predict,
     prepare_qat,
     ptq,
     qat_to_float,
@@ -325,3 +328,87 @@ def test_the_functions_refuse_bad_input(call, error, words):
         call()
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+# --- export to ONNX and ONNX Runtime ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory) -> dict[str, tuple]:
+    """An 8-bit QAT model (observed ranges) and a 2-bit one (learned ranges), fine-tuned and exported."""
+    files = {}
+    for bits, ranges in [(8, "observed"), (2, "learned")]:
+        qat = prepare_qat(trained, weight_bits=bits, act_bits=bits, ranges=ranges)
+        fit_compressed(qat, data.make_loader(X_TRAIN, Y_TRAIN, 64, shuffle=True, seed=1), epochs=1, lr=1e-3)
+        qat.eval()
+        before = state(qat)
+        path = export_onnx(qat, tmp_path_factory.mktemp("onnx") / f"qat{bits}.onnx", X_TEST[:2])
+        assert same_state(state(qat), before)  # exported from a copy
+        files[f"{bits}-{ranges}"] = (qat, path)
+    return files
+
+
+@pytest.mark.parametrize("which", ["8-observed", "2-learned"])
+def test_the_onnx_file_predicts_what_the_qat_model_predicts(exported, which):
+    qat, path = exported[which]
+    logits = onnx_predict(path, X_TEST)
+    with torch.no_grad():
+        ours = qat(X_TEST).numpy()
+    assert logits.shape == (len(X_TEST), 10)
+    assert np.abs(logits - ours).max() <= 1e-4  # the graph as written computes what the QAT model computes
+    assert np.array_equal(logits.argmax(1), ours.argmax(1))  # on the whole test set
+
+
+def test_the_onnx_file_holds_int8_weights_and_qdq_nodes(trained, exported):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(exported["2-learned"][1])
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") == 2 and ops.count("DequantizeLinear") == 4  # 2 inputs (Q, DQ) + 2 weights (DQ)
+    assert ops.count("Clip") >= 2  # the 2-bit activation grids are clipped before the 8-bit QuantizeLinear
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    w = inits["fc1.weight_q"]
+    assert w.dtype == np.int8 and w.shape == (64, 64) and set(np.unique(w)) <= {-1, 0, 1}  # ternary weights
+    float_bytes = 4 * sum(p.numel() for p in trained.parameters())
+    assert exported["2-learned"][1].stat().st_size < float_bytes / 2  # int8 weights: well under the float32 parameters
+
+
+def test_a_pruned_per_tensor_cnn_exports_too(tmp_path):
+    cnn = models.cnn((4, 8), seed=0).eval()
+    q = ptq(cnn, 4, 8, data.calibration_batch(64), per_channel=False)
+    path = export_onnx(q, tmp_path / "cnn.onnx", X_TEST[:2])
+    with torch.no_grad():
+        ours = q(X_TEST[:50]).numpy()
+    assert np.abs(onnx_predict(path, X_TEST[:50]) - ours).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "call, error, words",
+    [
+        (lambda m, tmp, good: export_onnx(models.mlp((8,)), tmp / "a.onnx", X_TEST[:2]), ValueError, ["`qat_model`", "QAT layers"]),
+        (lambda m, tmp, good: export_onnx(prepare_qat(models.mlp((8,))), tmp / "a.onnx", X_TEST[:2]), ValueError,
+         ["`qat_model`", "activation ranges"]),
+        (lambda m, tmp, good: export_onnx(m, tmp / "a.onnx", X_TEST[:2] * float("nan")), ValueError, ["`example`", "NaN"]),
+        (lambda m, tmp, good: export_onnx(m, 42, X_TEST[:2]), TypeError, ["`path`", "42"]),
+        (lambda m, tmp, good: export_onnx(m, tmp / "no" / "a.onnx", X_TEST[:2]), ValueError, ["`path`", "does not exist"]),
+        (lambda m, tmp, good: onnx_predict(tmp / "missing.onnx", X_TEST), ValueError, ["`path`", "missing.onnx"]),
+        (lambda m, tmp, good: onnx_predict(junk(tmp), X_TEST), ValueError, ["`path`", "ONNX"]),
+        (lambda m, tmp, good: onnx_predict(good, X_TEST * float("nan")), ValueError, ["`X`", "NaN"]),
+        (lambda m, tmp, good: onnx_predict(good, X_TEST.numpy() * np.nan), ValueError, ["`x`", "NaN"]),
+        (lambda m, tmp, good: onnx_predict(good, X_TEST, optimize="yes"), TypeError, ["`optimize`", "'yes'"]),
+    ],
+)
+def test_export_and_onnx_predict_refuse_bad_input(exported, tmp_path, call, error, words):
+    qat, good = exported["8-observed"]
+    before = state(qat)
+    with pytest.raises(error) as info:
+        call(qat, tmp_path, good)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+    assert same_state(state(qat), before)
+
+
+def junk(folder):
+    path = folder / "junk.onnx"
+    path.write_bytes(b"not a model")
+    return path

@@ -20,9 +20,12 @@ References
   quantization with a straight-through estimator, observed or learned (LSQ) activation ranges),
   :func:`ptq` (post-training quantization in the same form, for a like-for-like comparison),
   :func:`qat_to_float`.
+* :mod:`~compresskit.training.export`: :func:`export_onnx` (int8 weights, QuantizeLinear /
+  DequantizeLinear nodes) and :func:`onnx_predict` (ONNX Runtime).
 """
 
 from compresskit.training.callbacks import Callback, Distill, PruneWhileTraining, fit_compressed
+from compresskit.training.export import export_onnx, onnx_predict
 from compresskit.training.qat import (
     ActivationFakeQuantize,
     QATConv2d,
@@ -54,12 +57,14 @@ __all__ = [
     "Stage",
     "WeightFakeQuantize",
     "deep_compression",
+    "export_onnx",
     "fake_quantize_ste",
     "fit_compressed",
     "kmeans_1d",
     "ledger",
     "load_compressed",
     "lsq_fake_quantize",
+    "onnx_predict",
     "prepare_qat",
     "ptq",
     "qat_to_float",
