@@ -35,7 +35,7 @@ References
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -51,9 +51,9 @@ HOOKS = ("loss", "on_step", "on_epoch_end")
 RESERVED = ("loss_fn", "on_step", "on_epoch_end")
 
 
-@runtime_checkable
 class Callback(Protocol):
-    """What :func:`fit_compressed` calls; a callback defines any one or more of these."""
+    """What :func:`fit_compressed` calls; a callback defines any one or more of these (so this is
+    documentation and a type hint, not an ``isinstance`` check)."""
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> torch.Tensor: ...
 
