@@ -4,6 +4,8 @@ and the pipeline's stages."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import struct
 import zlib
 
@@ -32,10 +34,16 @@ from compresskit.training.deep_compression import (
 X_TEST, Y_TEST = data.load_digits_split().tensors("test")
 
 
-def small_trained(seed: int = 0) -> nn.Sequential:
+@functools.lru_cache(maxsize=None)
+def _trained(seed: int) -> nn.Sequential:
     model = models.mlp((32, 32), seed=seed)
     fit(model, data.digits_loaders(seed=seed)[0], epochs=3, seed=seed, progress=False)
     return model
+
+
+def small_trained(seed: int = 0) -> nn.Sequential:
+    """A fresh copy of a small MLP trained 3 epochs (trained once per seed)."""
+    return copy.deepcopy(_trained(seed))
 
 
 def pruned_model(amount: float = 0.8) -> nn.Sequential:
