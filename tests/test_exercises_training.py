@@ -335,3 +335,13 @@ def test_the_schedule_is_what_prune_while_training_does_inside_fit():
     assert [s for s, _ in seen] == list(range(1, 25))
     for step, zeros in seen:
         assert abs(zeros - pruning_schedule(step, 0.8, 2, 17, 4) * weight_count) <= 1, step
+
+
+def test_compresskit_codings_huffman_code_passes_the_checker(capsys):
+    """The library's canonical Huffman code (compresskit.coding) is one of the optimal codes the checker accepts."""
+    from compresskit import coding
+
+    for case in ex.HUFFMAN_CASES:
+        (counts,) = case.args
+        assert ex._compare_lengths(ex._huffman_reference(counts), coding.code_lengths(counts)) is None, case.description
+    assert ex.check_huffman_lengths(lambda counts: {s: len(c) for s, c in coding.huffman_code(counts).items()}) is True
