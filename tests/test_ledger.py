@@ -19,7 +19,8 @@ from compresskit.training.ledger import Ledger, LedgerRow, ledger
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-KEYS = ["dense", "masked", "masks_removed", "units", "int8", "csr", "nm_2of4", "ensemble", "student", "superres", "qat4"]
+KEYS = ["dense", "masked", "masks_removed", "units", "int8", "csr", "nm_2of4", "ensemble", "student", "superres", "qat4",
+        "deep_compression"]
 # The digits MLP 64-256-256-10, counted by hand.
 WEIGHTS = 64 * 256 + 256 * 256 + 256 * 10  # 84,480
 BIASES = 256 + 256 + 10  # 522
@@ -104,6 +105,7 @@ def test_promised_ratios_come_from_counting_parameters_and_bits(led):
         "ensemble": 1 / 3,
         "student": PARAMS / (64 * 32 + 32 + 32 * 10 + 10),
         "qat4": 32 / 4,
+        "deep_compression": 32 * PARAMS / (5 * nonzero_weights(led["deep_compression"].model) + 32 * BIASES),  # 5-bit indices
     }
     for key, value in expected.items():
         assert led[key].promised_ratio == pytest.approx(value, rel=1e-12), key
@@ -130,7 +132,7 @@ def test_payloads_equal_the_formulas(led):
     }
     for key, value in expected.items():
         assert led[key].payload_bytes == value, key
-
+    assert led["deep_compression"].payload_bytes is None  # one coded stream: no separate arrays to count
 
 
 def test_files_are_their_payload_plus_bounded_headers(led):
@@ -223,7 +225,7 @@ def test_accuracies_at_seed_0(led):
     """Fine-tuned rows stay within 2 points of the dense model; the integer MLP within 1 (seed 0)."""
     dense = led["dense"].accuracy
     assert dense > 0.95
-    for key in ("masked", "units", "nm_2of4", "ensemble", "student", "qat4"):
+    for key in ("masked", "units", "nm_2of4", "ensemble", "student", "qat4", "deep_compression"):
         assert led[key].accuracy >= dense - 0.02, (key, led[key].accuracy, dense)
     assert led["int8"].accuracy >= dense - 0.01
 
@@ -237,6 +239,18 @@ def test_qat_weights_lie_on_a_4_bit_grid_per_channel(led):
             codes = w / scale
             assert torch.allclose(codes, codes.round(), atol=1e-4) and int(codes.round().abs().max()) == 7
             assert max(len(torch.unique(row)) for row in w) <= 15
+
+
+def test_deep_compression_file_is_lossless_and_small(led, tmp_path):
+    from compresskit.training.dcfile import save_compressed
+
+    row = led["deep_compression"]
+    assert save_compressed(row.model, tmp_path / "again.ckdc") == row.file_bytes  # what was read back is what was written
+    for m in row.model:
+        if isinstance(m, nn.Linear):
+            assert len(torch.unique(m.weight[m.weight != 0])) <= 32  # 5-bit weight sharing
+    assert nonzero_weights(row.model) <= NNZ_90
+    assert row.disk_ratio > 30 and "fixed-width codes" in row.why
 
 
 # --- the caller's model -------------------------------------------------------------------------
@@ -304,6 +318,7 @@ def test_under_the_random_clock_bytes_hold_and_verdicts_are_only_printed(model, 
     monkeypatch.setattr(measure, "_random_clock", None)
     result = ledger(model, split, epochs=0, n_members=3, member_epochs=1, repeats=3, onnx=True)
     assert result.keys() == KEYS[:5] + ["onnx_int8"] + KEYS[5:]
+    assert result["deep_compression"].file_bytes < led["dense"].file_bytes / 30
     for key in ("dense", "masked", "masks_removed", "int8", "csr", "nm_2of4", "ensemble", "student", "qat4"):
         assert result[key].file_bytes == led[key].file_bytes, key  # bytes do not depend on the clock or the training
     verdicts = result.judge(verdict.judge)

@@ -6,9 +6,9 @@ sets side by side
 
 * the **promise**: the compression ratio that counting parameters and bits gives, Eq. (1);
 * the **reality**: the bytes of a real file written to disk (``torch.save`` of a state dict,
-  the integer MLP, a CSR file, an N:M file, an ONNX file), the ratio on disk, Eq. (2), the test
-  accuracy, and the latency measured here (:func:`compresskit.measure.latency_ratio`, the model
-  and the dense baseline timed alternately);
+  the integer MLP, a CSR file, an N:M file, packed 4-bit codes, the Deep Compression file, an
+  ONNX file), the ratio on disk, Eq. (2), the test accuracy, and the latency measured here
+  (:func:`compresskit.measure.latency_ratio`, the model and the dense baseline timed alternately);
 * one line on **the gap** between the two (masks stored beside the weights, zeros stored
   densely, the cost of sparse indices, int8 kernels present or not, metadata, headers).
 
@@ -37,6 +37,8 @@ References
 [4] C. Buciluǎ, R. Caruana, A. Niculescu-Mizil, "Model Compression", KDD 2006.
 [5] G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge in a Neural Network", 2015,
     arXiv:1503.02531.
+[6] S. Han, H. Mao, W. J. Dally, "Deep Compression: Compressing Deep Neural Networks with Pruning,
+    Trained Quantization and Huffman Coding", ICLR 2016, arXiv:1510.00149.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from compresskit.pruning import L1Unstructured, global_unstructured, prunable_pa
 from compresskit.quantization import IntegerMLP, pack_bits, quantize
 from compresskit.sparsity import MaskKeeper, apply_masks, nm_mask, pack_nm, sparse_weights, to_csr
 from compresskit.train import fit
+from compresskit.training.dcfile import load_compressed, round_to_half, save_compressed
+from compresskit.training.deep_compression import CentroidFineTune, share_weights, zero_dead_units
 from compresskit.training.qat import QATLinear, prepare_qat, qat_to_float
 
 __all__ = ["Ledger", "LedgerRow", "SpeedClaim", "ledger"]
@@ -70,6 +74,7 @@ STUDENT_HIDDEN = (32,)  # chapter 6's student, 64-32-10
 STUDENT_EPOCHS = 15  # distillation epochs (chapter 6 trains 60)
 BATCH, LR = 64, 3e-3  # fine-tuning and ensemble members: a few epochs, a step 3x fit's default
 QAT_BITS = 4  # chapter 8: quantization-aware training to 4-bit weights
+SHARED_BITS = 5  # chapter 8: Deep Compression's weight sharing, 32 shared values per layer (the paper's 5 bits for fully connected layers)
 MIN_ACCURACY = 0.5  # a model below this on the test digits has not been trained
 
 
@@ -383,6 +388,7 @@ def ledger(
         b.note("superres", 7, "super-resolution", "does not apply: it rebuilds images from smaller ones (it compresses data, not a "
                "classifier); chapter 7 measures it on photographs, and there is no digits-MLP row to fill in")
         _qat_row(b)
+        _deep_compression_row(b, masked)
     return Ledger(tuple(b.rows), len(b.x))
 
 
@@ -491,7 +497,7 @@ def _ensemble_row(b: _Builder, hidden: tuple[int, ...], n_members: int, member_e
           lambda n: f"an ensemble is bigger, not smaller: {n_members} models, {n['file'] / n['dense']:.2f}x the bytes and "
                     f"{n_members} forward passes, for {100 * (n['accuracy'] - n['dense_accuracy']):+.1f} points here (its new members "
                     f"trained {member_epochs} epochs); it is the teacher to distill, not a compression",
-          (f"the ensemble of {n_members} is slower than one MLP (dense / ensemble time)", None, 1 / 1.5,
+          (f"the ensemble of {n_members} is slower than one MLP (dense / ensemble time)", None, 0.67,
            "each member costs one forward pass; only a machine that runs them in parallel hides that", ("threads",)))
     return ensemble
 
@@ -540,3 +546,27 @@ def _qat_row(b: _Builder) -> None:
            "the unpacked model runs the same dense multiply; a ratio above 1.25 means other load slowed the dense calls: run it again",
            ("threads",)))
 
+
+def _deep_compression_row(b: _Builder, masked: nn.Module) -> None:
+    """Chapter 8: Deep Compression on chapter 2's 90% model: shared weights, centroids fine-tuned, Huffman-coded file."""
+    sparse = remove_masks(models.copy_model(masked))
+    zero_dead_units(sparse)  # units that feed nothing: their weights are stored for nothing (no logit changes)
+    shared = share_weights(sparse, SHARED_BITS, seed=b.seed)
+    b.finetune(shared, on_step=CentroidFineTune(shared, lr=1e-3))
+    round_to_half(shared)  # codebooks and biases in fp16, exactly as the file stores them
+    folder = b.folder / "deep_compression"
+    folder.mkdir()
+    huffman = save_compressed(shared, folder / "model.ckdc")
+    fixed = save_compressed(shared, folder / "fixed.ckdc", coding="fixed")
+    loaded = load_compressed(folder / "model.ckdc").eval()
+    weights = sum(int(torch.count_nonzero(m.weight)) for m in loaded if isinstance(m, nn.Linear))
+    biases = sum(m.bias.numel() for m in loaded if isinstance(m, nn.Linear))
+    b.add("deep_compression", 8, f"Deep Compression ({AMOUNT:.0%}, {SHARED_BITS}-bit shared, Huffman)", "our compressed file (.ckdc)",
+          loaded, SHARED_BITS * weights + 32 * biases, (huffman, None),
+          lambda n: f"each of the {weights:,} non-zeros costs its cluster index plus a relative position, and Huffman coding "
+                    f"shrinks both streams: {fixed:,} bytes with fixed-width codes, {huffman:,} with Huffman's "
+                    f"({fixed / huffman:.2f}x); {n['disk']:.0f}x on disk for a promised {n['promised']:.0f}x; to run it is decoded "
+                    "to dense float32, so no faster",
+          ("the decoded Deep Compression model is no faster (dense / decoded time)", None, 1.25,
+           "it is decoded to the same dense float32 multiply; speed needs hardware that computes on the codes (EIE); a ratio "
+           "above 1.25 means other load slowed the dense calls", ("threads",)))
