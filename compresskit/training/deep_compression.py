@@ -256,7 +256,7 @@ def deep_compression(
     amount: float = 0.95,
     bits: int | Mapping[str, int] = 5,
     bias_bits: int | None = None,
-    epochs: int = 10,
+    epochs: int = 30,
     finetune_epochs: int = 3,
     lr: float = 1e-3,
     centroid_lr: float = 1e-3,
@@ -276,6 +276,10 @@ def deep_compression(
        shared biases tied too); with ``half`` the codebooks and biases are rounded to fp16 in
        memory; written with fixed-width indices and gaps.
     4. "+ Huffman coding": the same model, both streams Huffman coded.
+
+    The defaults follow the paper (5 bits, biases left alone); on the digits MLP (64-256-256-10)
+    ``bits=4, bias_bits=4`` makes the file about 67x smaller than the fp32 one within 1 point
+    (seeds 0-2, ``benchmarks/bench_training.py``), the defaults 55.8x to 57.3x.
 
     Each accuracy is that of the model read back from its file. Training uses ``fit`` with
     ``lr`` and ``seed``. Files go to ``directory`` (kept) or a temporary folder (deleted).
