@@ -182,6 +182,7 @@ class ChapterRun:
     cells: int = 0
     cells_run: int = 0
     errors: list[str] = field(default_factory=list)
+    reconnects: int = 0  # kernel websockets lost while the kernel started, and opened again
     saved: bool = False
     notebook: nbformat.NotebookNode | None = field(default=None, repr=False)
 
@@ -189,6 +190,24 @@ class ChapterRun:
     def clean(self) -> bool:
         """Every code cell ran, none printed an error, and the result was saved."""
         return not self.errors and self.cells_run == self.cells > 0 and self.saved
+
+
+def _open_channel(learner: Learner, run: ChapterRun, attempts: int = 3) -> KernelChannel:
+    """The kernel's websocket, ready for cells. When it is lost while the kernel starts (a busy
+    server, a kernel restarted on new ports), open it again, as JupyterLab reconnects; each
+    reconnection is counted in ``run.reconnects`` and shown in the report."""
+    for attempt in range(attempts):
+        channel = KernelChannel(learner, run.kernel_id)
+        try:
+            channel.wait_ready()
+            return channel
+        except KernelDied:
+            channel.close()
+            if attempt == attempts - 1:
+                raise
+            run.reconnects += 1
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def read_notebook(learner: Learner, path: str) -> nbformat.NotebookNode:
@@ -218,8 +237,7 @@ def run_chapter(learner: Learner, path: str = CHAPTER, *, kernel_id: str | None 
         code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
         run.cells = len(code_cells)
         run.kernel_id = kernel_id or start_kernel(learner, cwd=str(Path(path).parent))
-        channel = KernelChannel(learner, run.kernel_id)
-        channel.wait_ready()
+        channel = _open_channel(learner, run)
         for index, cell in enumerate(code_cells):
             if on_cell is not None:
                 on_cell(index)
@@ -236,7 +254,8 @@ def run_chapter(learner: Learner, path: str = CHAPTER, *, kernel_id: str | None 
         if not run.saved:
             run.errors.append(f"{learner.name}: saving {save_as or path} answered {status}")
     except (KernelDied, TimeoutError, HubError, OSError, websocket.WebSocketException) as error:
-        run.errors.append(f"{learner.name} {path} cell {run.cells_run + 1}: {type(error).__name__}: {error}")
+        where = f"cell {run.cells_run + 1}" if channel is not None else "opening the kernel"
+        run.errors.append(f"{learner.name} {path} {where}: {type(error).__name__}: {error}")
     finally:
         if channel is not None:
             channel.close()
@@ -454,17 +473,18 @@ def _learner_session(hub: Hub, name: str, chapter: str, barrier: threading.Barri
 
 
 def run_load_test(folder: Path | str, *, learners: int = 8, chapter: str = CHAPTER, password: str | None = None,
-                  interval: float = 0.5) -> LoadReport:
+                  env: dict[str, str] | None = None, interval: float = 0.5) -> LoadReport:
     """Start a hub with its state in ``folder``; one learner runs ``chapter`` alone (the
     reference time and the per-learner memory alone), their server is stopped, then
     ``learners`` learners log in together and each runs it in their own kernel. The hub and
-    everything it started are stopped at the end, and checked gone."""
+    everything it started are stopped at the end, and checked gone. ``env`` goes to the hub (and
+    to learners' servers and kernels where the config's env_keep lets it: OMP_NUM_THREADS, ...)."""
     if learners < 1:
         raise ValueError(f"`learners` must be at least 1; got {learners}")
     if not (REPO / chapter).is_file():
         raise ValueError(f"`chapter` must be a notebook of the course, relative to the repository; got {chapter!r}")
     password = password or uuid.uuid4().hex
-    hub = Hub(folder, password=password)
+    hub = Hub(folder, password=password, env=env)
     memory = psutil.virtual_memory()
     report = LoadReport(chapter, [], LearnerResult("solo"), machine_total=memory.total, cpus=psutil.cpu_count() or 0)
     sampler = None
@@ -594,6 +614,8 @@ def format_report(report: LoadReport) -> str:
         f"| CPUs; load average (1 min) before / after: other work on the machine shows here | "
         f"{report.cpus}; {_s2(report.load_average[0])} / {_s2(report.load_average[1])} |",
         f"| whole load test, hub start to everything stopped (s) | {_s(report.wall_s)} |",
+        f"| kernel websockets lost while the kernel started, then reopened (as JupyterLab does) | "
+        f"{sum(r.run.reconnects for r in [report.solo, *report.learners] if r.run)} |",
         f"| processes left running afterwards | {len(report.leftovers)} |",
         "",
         "| learner | server started | login to JupyterLab (s) | chapter (s) | cells run | clean | peak MiB: server + kernel (server / kernel) | CPU s |",
@@ -617,9 +639,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", type=int, default=8, help="how many learners at once (default %(default)s)")
     parser.add_argument("--chapter", default=CHAPTER, help="the notebook each runs (default %(default)s)")
     parser.add_argument("--dir", default=None, help="the hub's folder (default: a temporary one, removed after)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the hub and, if its config keeps it, the learners' "
+                             "kernels, e.g. --env OMP_NUM_THREADS=1 (repeatable)")
     args = parser.parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="compresskit-loadtest-") as scratch:
-        report = run_load_test(args.dir or scratch, learners=args.learners, chapter=args.chapter)
+        report = run_load_test(args.dir or scratch, learners=args.learners, chapter=args.chapter, env=env)
     print(format_report(report))
     return 0 if report.clean == len(report.learners) and report.solo.clean and not report.leftovers else 1
 

@@ -27,6 +27,10 @@ def load(request, tmp_path_factory, hub_prerequisites) -> tuple[LoadReport, Path
     folder = tmp_path_factory.mktemp("classroom-load")
     report = run_load_test(folder, learners=LEARNERS, chapter=CHAPTER)
     table = format_report(report)
+    if report.errors:  # what the servers logged, to tell a learner's mistake from the hub's
+        log = (folder / "jupyterhub.log").read_text(errors="replace").splitlines()
+        table += "\n\nWarnings and errors in the hub's log:\n" + "\n".join(
+            [line for line in log if line.startswith(("[W", "[E", "[C")) or "Error" in line][-80:])
     (folder / "load_report.md").write_text(table + "\n")
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # the table, in the test log: timings shown, never asserted
