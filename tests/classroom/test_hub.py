@@ -51,20 +51,22 @@ def hub(tmp_path_factory, repo_before):
         hub.stop()
 
 
-@pytest.fixture(scope="module")
-def ada(hub):
-    learner = Learner(hub, "ada")
+def _learner(hub: Hub, name: str) -> Learner:
+    """A learner logged in through the proxy, with their server started."""
+    learner = Learner(hub, name)
     learner.login()
     learner.start_server()
     return learner
+
+
+@pytest.fixture(scope="module")
+def ada(hub):
+    return _learner(hub, "ada")
 
 
 @pytest.fixture(scope="module")
 def bob(hub):
-    learner = Learner(hub, "bob")
-    learner.login()
-    learner.start_server()
-    return learner
+    return _learner(hub, "bob")
 
 
 def test_the_hub_refuses_to_start_without_a_password(tmp_path):
