@@ -10,6 +10,7 @@ import itertools
 import math
 
 import pytest
+from exercise_contract import contract_tests
 import torch
 from torch import nn
 
@@ -206,35 +207,7 @@ WRONG = {
     ]),
 }
 
-CASES = [(name, i) for name, (_, _, wrongs) in WRONG.items() for i in range(len(wrongs))]
-
-
-@pytest.mark.parametrize("name", list(WRONG))
-def test_checker_accepts_an_independent_worked_answer(name, capsys):
-    check, solution, _ = WRONG[name]
-    assert check(solution) is True
-    assert "checks pass" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", list(WRONG))
-def test_every_checker_has_at_least_three_plausible_wrong_answers(name):
-    assert len(WRONG[name][2]) >= 3
-
-
-@pytest.mark.parametrize("name, i", CASES, ids=[f"{n}-{i}" for n, i in CASES])
-def test_checker_rejects_a_plausible_wrong_answer_and_names_the_mistake(name, i, capsys):
-    check, _, wrongs = WRONG[name]
-    wrong, words = wrongs[i]
-    assert check(wrong) is False
-    out = capsys.readouterr().out
-    assert "checks failed" in out
-    assert words in out, out
-
-
-@pytest.mark.parametrize("name", list(WRONG))
-def test_checker_reports_a_stub_as_not_attempted(name, capsys):
-    assert WRONG[name][0](stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
+globals().update(contract_tests(WRONG, stub))  # the four contract tests: tests/exercise_contract.py
 
 
 def test_a_crashing_answer_is_reported_not_raised(capsys):
