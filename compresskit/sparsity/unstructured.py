@@ -166,33 +166,57 @@ def soft_threshold(weight: torch.Tensor, threshold: float) -> torch.Tensor:
     return torch.sign(weight) * torch.clamp(weight.abs() - threshold, min=0.0)  # Eq. (3), [4]
 
 
+def _trainable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
+    """``{"fc1.weight": parameter, ...}``: the parameter an optimizer updates for every weight of
+    :func:`sparse_weights`. For a layer pruned with ``torch.nn.utils.prune`` that is
+    ``weight_orig`` (``weight`` itself is recomputed as ``weight_orig * weight_mask`` before
+    every forward pass, so writing into it changes nothing)."""
+    check_module("model", model)
+    return {f"{name}.weight" if name else "weight": getattr(m, "weight_orig", m.weight)
+            for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+
+
 class ProximalL1:
     """After every optimizer step, soft-threshold the weights by ``lr * strength`` (Eq. (3)):
-    training with an L1 penalty whose zeros are exact. Pass as ``fit(on_step=...)``."""
+    training with an L1 penalty whose zeros are exact. Pass as ``fit(on_step=...)``.
+
+    Acts on the model it is called with. On a layer pruned with ``torch.nn.utils.prune`` it
+    thresholds ``weight_orig``, the parameter the optimizer updates (the mask stays applied)."""
 
     def __init__(self, model: nn.Module, strength: float, lr: float) -> None:
-        self.weights = sparse_weights(model)
+        sparse_weights(model)
         self.threshold = check_real("strength", strength, 0.0) * check_real("lr", lr, 0.0, low_open=True)
 
     def __call__(self, model: nn.Module, step: int) -> None:
         with torch.no_grad():
-            for w in self.weights.values():
-                w.copy_(soft_threshold(w, self.threshold))
+            for w in _trainable_weights(model).values():
+                w.copy_(soft_threshold(w.detach(), self.threshold))
 
 
 class MaskKeeper:
     """Hold the weights named in ``masks`` at zero where the mask is 0, after every optimizer
-    step (fine-tuning a sparse model, e.g. with a 2:4 mask). Pass as ``fit(on_step=...)``."""
+    step (fine-tuning a sparse model, e.g. with a 2:4 mask). Pass as ``fit(on_step=...)``.
+
+    Acts on the model it is called with, which must have the masked weights (same names and
+    shapes). On a layer pruned with ``torch.nn.utils.prune`` it zeroes ``weight_orig``, the
+    parameter the optimizer updates, so the zeros survive ``prune.remove``."""
 
     def __init__(self, model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
         weights = sparse_weights(model)
         _check_masks(masks, weights)
-        self.pairs = [(weights[name], mask.detach().clone()) for name, mask in masks.items()]
+        self.masks = {name: mask.detach().clone() for name, mask in masks.items()}
         self(model, 0)
 
     def __call__(self, model: nn.Module, step: int) -> None:
+        weights = _trainable_weights(model)
+        for name, mask in self.masks.items():  # check everything before changing anything
+            if name not in weights or weights[name].shape != mask.shape:
+                got = tuple(weights[name].shape) if name in weights else "no such weight"
+                raise ValueError(f"`model` must have the weight {name!r} of shape {tuple(mask.shape)} that this "
+                                 f"MaskKeeper was built with; got {got}")
         with torch.no_grad():
-            for weight, mask in self.pairs:
+            for name, mask in self.masks.items():
+                weight = weights[name]
                 weight.mul_(mask.to(weight.device, weight.dtype))
 
 
