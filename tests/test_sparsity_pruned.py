@@ -90,3 +90,110 @@ def test_proximal_l1_acts_on_the_model_it_is_called_with():
     prox(trained, 1)
     assert S.total_sparsity(trained) > 0.9
     assert torch.equal(built_from.fc1.weight, before)
+
+
+# --- every public function that takes a model, on a pruned model ------------------------------
+
+def pruned_cnn() -> nn.Sequential:
+    """A CNN with BatchNorm whose first conv and last Linear are pruned."""
+    model = models.cnn(seed=0)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    torch_prune.l1_unstructured(convs[0], "weight", 0.5)
+    lin = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    torch_prune.l1_unstructured(lin, "weight", 0.3)
+    return model
+
+
+def _run_and_forward(model: nn.Module) -> None:
+    """A forward pass with gradients on leaves the pruned weight a non-leaf tensor (deepcopy refuses it)."""
+    model(X).sum().backward()
+    model.zero_grad()
+
+
+def test_sparsify_and_apply_masks_on_a_pruned_model_keep_its_zeros_and_add_theirs():
+    model = pruned_mlp()
+    _run_and_forward(model)
+    pruned_zeros = model.fc1.weight_mask == 0
+    for method in ("magnitude", "taylor", "random"):
+        new = S.sparsify(model, 0.7, method, X=X, y=Y)
+        if method == "random":  # random scores do not know the pruned zeros: 70% more, at random
+            assert S.total_sparsity(new) > 0.7
+        else:  # the pruned weights score 0: they are among the 70% dropped
+            assert abs(S.total_sparsity(new) - 0.7) < 0.01
+        assert bool((new.fc1.weight[pruned_zeros] == 0).all())
+        assert not torch_prune.is_pruned(new)  # plain tensors, as the docstring says
+    masks = {"fc2.weight": torch.zeros(10, 16)}
+    new = S.apply_masks(model, masks)
+    assert bool((new.fc2.weight == 0).all()) and bool((new.fc1.weight[pruned_zeros] == 0).all())
+    assert torch_prune.is_pruned(model)  # the original keeps its hooks
+
+
+def test_magnitude_scores_of_a_pruned_model_rank_its_pruned_weights_lowest():
+    model = pruned_mlp()
+    scores = S.importance_scores(model, "magnitude")
+    assert bool((scores["fc1.weight"][model.fc1.weight_mask == 0] == 0).all())
+
+
+def test_weight_gradients_of_a_pruned_model_match_the_same_dense_model():
+    model = pruned_mlp()
+    dense = mlp()
+    with torch.no_grad():
+        dense.fc1.weight.copy_(model.fc1.weight_orig * model.fc1.weight_mask)
+    grads, expected = S.weight_gradients(model, X, Y), S.weight_gradients(dense, X, Y)
+    mask = model.fc1.weight_mask
+    # the gradient reaching weight_orig is the dense gradient where the mask is 1, 0 elsewhere
+    assert torch.allclose(grads["fc1.weight"], expected["fc1.weight"] * mask, atol=1e-7)
+    assert torch.allclose(grads["fc2.weight"], expected["fc2.weight"], atol=1e-7)
+    taylor = S.importance_scores(model, "taylor", X=X, y=Y)
+    assert torch.allclose(taylor["fc1.weight"], S.importance_scores(dense, "taylor", X=X, y=Y)["fc1.weight"], atol=1e-8)
+
+
+def test_repair_and_remove_units_on_a_pruned_model_compute_its_function():
+    model = pruned_mlp().eval()
+    with torch.no_grad():
+        model.fc1.weight_orig[3] = 0  # unit 3 has no inputs: repair folds it
+    _run_and_forward(model)
+    model.eval()
+    repaired = S.repair(model)
+    assert repaired.fc1.out_features == 15
+    assert torch.allclose(repaired(X), model(X), atol=1e-5)
+    chain = S.find_chains(model)[0]
+    smaller = S.remove_units(model, chain, torch.tensor([0, 1]))
+    assert smaller.fc1.out_features == 14 and not torch_prune.is_pruned(smaller)
+    keep = torch.arange(2, 16)
+    expected = (torch.relu(X.flatten(1) @ model.fc1.weight[keep].T + model.fc1.bias[keep]) @ model.fc2.weight[:, keep].T
+                + model.fc2.bias)
+    assert torch.allclose(smaller(X), expected, atol=1e-5)
+    lowest = S.remove_lowest(model, S.unit_scores(model, "l1"), 0.25)
+    assert lowest.fc1.out_features == 12
+    assert S.dead_units(model)["fc1"]["no_inputs"].tolist() == [3]
+    assert torch.allclose(S.constant_outputs(model, chain, torch.tensor([3])), torch.relu(model.fc1.bias[3:4]))
+
+
+def test_structured_scores_and_batchnorm_recalibration_on_a_pruned_cnn():
+    model = pruned_cnn()
+    _run_and_forward(model)
+    model.eval()
+    for method in ("l1", "bn", "apoz", "taylor"):
+        scores = S.unit_scores(model, method, X=X, y=Y)
+        assert all(bool(torch.isfinite(s).all()) for s in scores.values())
+    assert set(S.bn_scales(model)) and S.record_activations(model, "conv1", X).shape[0] == len(X)
+    fresh = S.recalibrate_batchnorm(model, X)
+    assert torch_prune.is_pruned(fresh)
+    conv = [m for m in fresh.modules() if isinstance(m, nn.Conv2d)][0]
+    assert bool((conv.weight[conv.weight_mask == 0] == 0).all())
+    smaller = S.remove_lowest(model, S.unit_scores(model, "l1"), 0.5)
+    assert torch.isfinite(smaller(X)).all()
+    loss = S.slimming_loss(model, 1e-4)(model, X, Y)
+    assert torch.isfinite(loss)
+
+
+def test_sparsity_counts_and_topk_sparsifier_on_a_pruned_model():
+    model = pruned_mlp()
+    assert S.weight_sparsity(model)["fc1.weight"] == pytest.approx(0.5)
+    assert S.total_sparsity(model) == pytest.approx(512 / (16 * 64 + 10 * 16))
+    assert set(S.sparse_weights(model)) == {"fc1.weight", "fc2.weight"}
+    with S.TopKSparsifier(model, density=0.1) as sparsifier:
+        fit(model, [(X, Y)] * 3, epochs=1, progress=False)
+    assert sparsifier.steps == 3
+    assert bool((model.fc1.weight[model.fc1.weight_mask == 0] == 0).all())

@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 from compresskit._validation import check_int, check_module, check_tensor
+from compresskit.models import copy_model
+from compresskit.sparsity._copy import dense_copy
 
 PRODUCERS = (nn.Linear, nn.Conv2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -169,7 +171,8 @@ def _slice(layer: nn.Module, out_idx: torch.Tensor | None = None, in_idx: torch.
 def remove_units(model: nn.Sequential, chain: Chain, remove: torch.Tensor, *, fold: torch.Tensor | None = None) -> nn.Sequential:
     """A new model without units ``remove`` of ``chain.producer``; ``fold`` (one constant per
     removed unit, :func:`constant_outputs`) is added into the consumer's bias (Eq. (2)).
-    ``model`` is not changed."""
+    ``model`` is not changed; in the new model the masks of ``torch.nn.utils.prune`` are made
+    permanent (plain weights with zeros, no hooks)."""
     if not isinstance(chain, Chain):
         raise TypeError(f"`chain` must be a Chain (see find_chains); got {type(chain).__name__}")
     if chain not in find_chains(model):
@@ -188,10 +191,11 @@ def remove_units(model: nn.Sequential, chain: Chain, remove: torch.Tensor, *, fo
         if isinstance(consumer, nn.Conv2d) and not _padding_free(consumer):
             raise ValueError(f"`fold` cannot be folded into {chain.consumer!r}: a constant channel is not constant at a zero-padded border")
     keep = torch.tensor([j for j in range(n) if j not in set(remove.tolist())], dtype=torch.long)
-    new = copy.deepcopy(model)
+    new = dense_copy(model)  # pruning masks made permanent: plain weights to slice
+    producer, consumer = getattr(new, chain.producer), getattr(new, chain.consumer)
     setattr(new, chain.producer, _slice(producer, out_idx=keep))
     if chain.norm is not None:
-        setattr(new, chain.norm, _slice(getattr(model, chain.norm), out_idx=keep))
+        setattr(new, chain.norm, _slice(getattr(new, chain.norm), out_idx=keep))
     cons = _slice(consumer, in_idx=_columns(chain, keep))
     if fold is not None and remove.numel():
         if cons.bias is None:
@@ -204,13 +208,14 @@ def remove_units(model: nn.Sequential, chain: Chain, remove: torch.Tensor, *, fo
 
 
 def repair(model: nn.Sequential, *, max_rounds: int = 20) -> nn.Sequential:
-    """A smaller dense copy of ``model`` computing the same function (in eval mode): removes the
+    """A smaller dense copy of ``model`` computing the same function (in eval mode; pruning masks of
+    ``torch.nn.utils.prune`` are made permanent in the copy): removes the
     units with no outputs, and those with no inputs whose constant output folds into the next
     bias; repeats until nothing changes. At least one unit of each layer stays."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"`model` must be an nn.Sequential; got {type(model).__name__}")
     max_rounds = check_int("max_rounds", max_rounds, 1)
-    model = copy.deepcopy(model).eval()
+    model = dense_copy(model).eval()
     for _ in range(max_rounds):
         changed = False
         for chain in find_chains(model):
@@ -240,7 +245,7 @@ def recalibrate_batchnorm(model: nn.Module, X: torch.Tensor, batch_size: int = 2
     check_module("model", model)
     check_tensor("X", X, floating=True, finite=True)
     batch_size = check_int("batch_size", batch_size, 2)
-    new = copy.deepcopy(model)
+    new = copy_model(model)  # safe on a model pruned with torch.nn.utils.prune (its hooks are kept)
     norms = [m for m in new.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         raise ValueError("`model` must have a BatchNorm layer to recalibrate; got none")

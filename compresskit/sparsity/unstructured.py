@@ -30,13 +30,13 @@ while a model trains (pass it to ``compresskit.train.fit(on_step=...)``).
 
 from __future__ import annotations
 
-import copy
 from typing import Mapping
 
 import torch
 from torch import nn
 
 from compresskit._validation import check_int, check_module, check_real, check_tensor
+from compresskit.sparsity._copy import dense_copy
 
 Masks = dict[str, torch.Tensor]
 
@@ -92,8 +92,11 @@ def taylor_scores(weight: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 def weight_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """``dL/dW`` of the mean cross-entropy on (X, y) for every weight of :func:`sparse_weights`.
-    The model's parameters, ``.grad`` and train / eval mode are left as they were."""
-    weights = sparse_weights(model)
+    The model's parameters, ``.grad`` and train / eval mode are left as they were. For a layer
+    pruned with ``torch.nn.utils.prune`` it is the gradient reaching ``weight_orig``: the dense
+    gradient where the mask is 1, 0 where it is 0."""
+    sparse_weights(model)
+    weights = _trainable_weights(model)
     check_tensor("X", X, floating=True, finite=True)
     check_tensor("y", y, ndim=1)
     if X.shape[0] != y.shape[0]:
@@ -129,10 +132,12 @@ def importance_scores(
 
 def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
     """A copy of ``model`` with every weight named in ``masks`` multiplied by its mask.
-    Plain tensors with zeros: no pruning hooks, so the copy can be saved and converted freely."""
+    Plain tensors with zeros: no pruning hooks, so the copy can be saved and converted freely
+    (on a model pruned with ``torch.nn.utils.prune`` the copy's weights are
+    ``weight_orig * weight_mask * mask``; ``model`` keeps its hooks)."""
     weights = sparse_weights(model)
     _check_masks(masks, weights)
-    new = copy.deepcopy(model)
+    new = dense_copy(model)
     params = dict(new.named_parameters())
     with torch.no_grad():
         for name, mask in masks.items():
