@@ -196,3 +196,61 @@ IMG = torch.rand(12, 12)
 def test_bad_input(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+# --- the value range: inferred from the dtype as scikit-image does, 0-255 floats refused -----
+
+def _uint8_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    hr = torch.from_numpy(data.load_sr_images()["camera"])
+    g = torch.Generator().manual_seed(seed)
+    noisy = (hr.double() + (4 + 4 * seed) * torch.randn(hr.shape, generator=g, dtype=torch.float64)).clamp(0, 255).round()
+    return hr, noisy.to(torch.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_psnr_and_ssim_of_uint8_images_infer_255_like_scikit_image(seed):
+    hr, noisy = _uint8_pair(seed)
+    assert hr.dtype == torch.uint8
+    theirs = peak_signal_noise_ratio(hr.numpy(), noisy.numpy())  # no data_range: 255 from the dtype
+    assert 20 < theirs < 45
+    assert sr.psnr(noisy, hr) == pytest.approx(theirs, rel=1e-12)
+    assert sr.psnr(noisy, hr, crop_border=2) == pytest.approx(
+        peak_signal_noise_ratio(hr[2:-2, 2:-2].numpy(), noisy[2:-2, 2:-2].numpy()), rel=1e-12)
+    ssim_theirs = structural_similarity(hr.numpy(), noisy.numpy(), gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert sr.ssim(noisy, hr) == pytest.approx(ssim_theirs, rel=1e-10)
+
+
+def test_psnr_by_hand_on_uint8_and_int16():
+    x = torch.zeros(4, 4, dtype=torch.uint8)
+    y = torch.full((4, 4), 5, dtype=torch.uint8)
+    assert sr.psnr(x, y) == pytest.approx(10 * math.log10(255**2 / 25))
+    x16, y16 = x.to(torch.int16), y.to(torch.int16)  # a signed dtype: its maximum, or max - min with negatives
+    assert sr.psnr(x16, y16) == pytest.approx(10 * math.log10(32767**2 / 25))
+    assert sr.psnr(x16, y16) == pytest.approx(peak_signal_noise_ratio(y16.numpy(), x16.numpy()))
+    assert sr.psnr(x16 - 3, y16) == pytest.approx(peak_signal_noise_ratio((x16 - 3).numpy(), y16.numpy()))
+    assert sr.psnr(x16 - 3, y16) == pytest.approx(10 * math.log10(65535**2 / 64))
+
+
+@pytest.mark.parametrize("metric", [sr.psnr, sr.ssim])
+def test_float_images_outside_0_1_are_refused_without_a_range(metric):
+    hr, noisy = _uint8_pair(0)
+    x, y = noisy.double(), hr.double()  # 0-255 floats: the peak 1.0 would give a negative PSNR
+    with pytest.raises(ValueError, match=r"`x` must lie in \[0, 1\] when `data_range` is not given .*got values in \[\d+, \d+\].*data_range=255"):
+        metric(x, y)
+    assert metric(x, y, data_range=255) == pytest.approx(metric(noisy, hr))  # the range given: accepted
+    with pytest.raises(ValueError, match=r"`y` must lie in \[0, 1\].*got values in \[-0\.4"):
+        metric(torch.rand(16, 16), torch.rand(16, 16) - 0.5)
+
+
+def test_psnr_refuses_dtypes_of_two_ranges_and_bool_images():
+    with pytest.raises(ValueError, match=r"`x` and `y` must have dtypes of one value range.*got torch.float32 and torch.uint8"):
+        sr.psnr(torch.rand(8, 8), torch.zeros(8, 8, dtype=torch.uint8))
+    with pytest.raises(TypeError, match=r"`y` must be a real image .*torch.bool"):
+        sr.psnr(torch.rand(8, 8), torch.zeros(8, 8, dtype=torch.bool))
+
+
+def test_rgb_to_y_and_sample_patches_refuse_0_255_floats():
+    with pytest.raises(ValueError, match=r"`image` must lie in \[0, 1\].*got values in \[0, 255\].*divide"):
+        sr.rgb_to_y(torch.tensor([0.0, 255.0, 7.0]).reshape(3, 1, 1))
+    with pytest.raises(ValueError, match=r"`images\[1\]` must lie in \[0, 1\].*got values in \[0, 200\]"):
+        sr.sample_patches([torch.rand(40, 40), torch.full((40, 40), 200.0).index_fill(0, torch.tensor([0]), 0.0)], 2, n=4)

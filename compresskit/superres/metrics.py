@@ -14,6 +14,12 @@ As in the SR literature, both are computed on the luminance (Y of YCbCr, ITU-R B
 ``crop_border`` pixels (usually the scale factor) are cut from each edge first, where every
 method is unreliable. SSIM averages only where the whole window fits, as scikit-image does.
 
+``data_range`` left out is inferred from the dtype as scikit-image's
+``peak_signal_noise_ratio`` does: 255 for uint8 images; for other integer dtypes the dtype's
+maximum, or max - min where a value is negative; 1.0 for float images, which must then lie in [0, 1] (a float image in 0-255 with the
+peak 1.0 would give PSNR about 48 dB too low, often negative: it is refused, pass
+``data_range=255`` or divide by 255).
+
 [1] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from
     error visibility to structural similarity", IEEE TIP 2004.
 """
@@ -31,7 +37,7 @@ __all__ = ["psnr", "rgb_to_y", "ssim"]
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor, crop_border: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two images of one shape (H, W) or (..., H, W), float64, with ``crop_border`` cut from each edge."""
+    """Two images of one shape (H, W) or (..., H, W), with ``crop_border`` cut from each edge."""
     check_tensor("x", x, ndim=(2, 3, 4), finite=True)
     check_tensor("y", y, ndim=(2, 3, 4), finite=True)
     if x.shape != y.shape:
@@ -42,14 +48,38 @@ def _pair(x: torch.Tensor, y: torch.Tensor, crop_border: int) -> tuple[torch.Ten
         raise ValueError(f"`crop_border` must leave some pixels of the {h} x {w} image; got {c}")
     if c:
         x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
-    return x.double(), y.double()
+    return x, y
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, crop_border: int = 0) -> float:
-    """Eq. (1) in decibels; ``inf`` for identical images. ``data_range`` is 1.0 for images in
-    [0, 1] and 255 for uint8 images: the wrong one shifts PSNR by 48 dB."""
-    data_range = check_real("data_range", data_range, 0.0, low_open=True)
-    x, y = _pair(x, y, crop_border)
+def _data_range(x: torch.Tensor, y: torch.Tensor, data_range: float | None) -> float:
+    """``data_range`` checked, or inferred from the dtype of ``x`` and ``y`` (see the module docstring)."""
+    for name, img in (("x", x), ("y", y)):
+        if img.dtype == torch.bool or img.is_complex():
+            raise TypeError(f"`{name}` must be a real image (float or integer dtype); got dtype {img.dtype}")
+    if data_range is not None:
+        return check_real("data_range", data_range, 0.0, low_open=True)
+    if x.is_floating_point() != y.is_floating_point() or (not x.is_floating_point() and x.dtype != y.dtype):
+        raise ValueError(f"`x` and `y` must have dtypes of one value range when `data_range` is not given; got {x.dtype} "
+                         f"and {y.dtype}: convert one, or pass data_range")
+    if not x.is_floating_point():  # scikit-image: the dtype's maximum, or max - min where a value is negative
+        info = torch.iinfo(x.dtype)
+        return float(info.max if min(int(x.min()), int(y.min())) >= 0 else info.max - info.min)
+    for name, img in (("x", x), ("y", y)):
+        low, high = float(img.min()), float(img.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"`{name}` must lie in [0, 1] when `data_range` is not given (float images); got values in "
+                f"[{low:.4g}, {high:.4g}]: pass data_range=255 for 0-255 images, or divide by 255"
+            )
+    return 1.0
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float | None = None, crop_border: int = 0) -> float:
+    """Eq. (1) in decibels; ``inf`` for identical images. ``data_range`` left out is inferred
+    from the dtype (255 for uint8, 1.0 for float images in [0, 1]), as scikit-image does: the
+    wrong one shifts PSNR by 48 dB."""
+    x, y, data_range = *_pair(x, y, crop_border), _data_range(x, y, data_range)  # the range of the whole images
+    x, y = x.double(), y.double()
     mse = float(((x - y) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)  # Eq. (1)
 
@@ -61,10 +91,11 @@ def _gaussian_window(sigma: float = 1.5, radius: int = 5) -> torch.Tensor:
     return g / g.sum()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, crop_border: int = 0) -> float:
-    """Eq. (2) averaged over every position where the 11 x 11 window fits (the mean over a batch)."""
-    data_range = check_real("data_range", data_range, 0.0, low_open=True)
-    x, y = _pair(x, y, crop_border)
+def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float | None = None, crop_border: int = 0) -> float:
+    """Eq. (2) averaged over every position where the 11 x 11 window fits (the mean over a batch).
+    ``data_range`` left out is inferred from the dtype, as for :func:`psnr`."""
+    x, y, data_range = *_pair(x, y, crop_border), _data_range(x, y, data_range)  # the range of the whole images
+    x, y = x.double(), y.double()
     if min(x.shape[-2:]) < 11:
         raise ValueError(f"`x` must be at least 11 x 11 after cropping (the SSIM window); got {tuple(x.shape[-2:])}")
     g = _gaussian_window()
@@ -82,11 +113,21 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, crop_bord
     return float(s.mean())
 
 
+def _check_unit_interval(name: str, image: torch.Tensor) -> torch.Tensor:
+    """A float image whose values lie in [0, 1] (a 0-255 image divided by 255)."""
+    low, high = float(image.min()), float(image.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"`{name}` must lie in [0, 1] (a float image); got values in [{low:.4g}, {high:.4g}]: "
+                         "divide a 0-255 image by 255 first")
+    return image
+
+
 def rgb_to_y(image: torch.Tensor) -> torch.Tensor:
     """Luminance of an RGB image (..., 3, H, W) in [0, 1], as ITU-R BT.601 YCbCr scaled to [0, 1]:
     ``Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255``, the channel SR papers measure on."""
     check_tensor("image", image, ndim=(3, 4), floating=True, finite=True)
     if image.shape[-3] != 3:
         raise ValueError(f"`image` must have 3 channels (RGB) in dimension -3; got shape {tuple(image.shape)}")
+    _check_unit_interval("image", image)
     r, g, b = image.unbind(dim=-3)
     return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from compresskit._validation import check_int, check_seed, check_tensor
+from compresskit.superres.metrics import _check_unit_interval
 from compresskit.superres.resample import downscale
 
 __all__ = ["espcn", "sample_patches", "srcnn"]
@@ -91,6 +92,7 @@ def sample_patches(
     hr_size = patch_size * scale
     for i, img in enumerate(images):
         check_tensor(f"images[{i}]", img, ndim=2, floating=True, finite=True)
+        _check_unit_interval(f"images[{i}]", img)
         if min(img.shape) < hr_size:
             raise ValueError(f"`images[{i}]` must be at least {hr_size} x {hr_size} (patch_size * scale); got {tuple(img.shape)}")
     g = torch.Generator().manual_seed(check_seed("seed", seed))
