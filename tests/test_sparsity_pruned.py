@@ -197,3 +197,27 @@ def test_sparsity_counts_and_topk_sparsifier_on_a_pruned_model():
         fit(model, [(X, Y)] * 3, epochs=1, progress=False)
     assert sparsifier.steps == 3
     assert bool((model.fc1.weight[model.fc1.weight_mask == 0] == 0).all())
+
+
+# --- masks must be 0/1 ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn", [S.apply_masks, S.MaskKeeper], ids=["apply_masks", "MaskKeeper"])
+@pytest.mark.parametrize("value, shown", [(0.5, "0.5"), (float("nan"), "nan"), (2.0, "2.0"), (-1.0, "-1.0")])
+def test_masks_that_are_not_zero_or_one_are_refused_and_the_model_is_unchanged(fn, value, shown):
+    model = mlp()
+    mask = torch.ones(16, 64)
+    mask[3, 5] = value
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"`masks\['fc1.weight'\]` must hold only 0 and 1.*got {shown}"):
+        fn(model, {"fc1.weight": mask})
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int64, torch.float16, torch.float64])
+def test_zero_one_masks_of_any_numeric_dtype_are_accepted(dtype):
+    model = mlp()
+    mask = (torch.arange(16 * 64).reshape(16, 64) % 2).to(dtype)
+    new = S.apply_masks(model, {"fc1.weight": mask})
+    assert torch.equal(new.fc1.weight, model.fc1.weight * mask.float())
+    S.MaskKeeper(model, {"fc1.weight": mask})
+    assert torch.equal(model.fc1.weight, new.fc1.weight)

@@ -162,6 +162,10 @@ def _check_masks(masks: object, weights: Mapping[str, torch.Tensor]) -> None:
         check_tensor(f"masks[{name!r}]", mask)
         if mask.shape != weights[name].shape:
             raise ValueError(f"`masks[{name!r}]` must have shape {tuple(weights[name].shape)}; got {tuple(mask.shape)}")
+        bad = (mask != 0) & (mask != 1)
+        if mask.dtype != torch.bool and bool(bad.any()):
+            raise ValueError(f"`masks[{name!r}]` must hold only 0 and 1 (bool, or 0/1 of any numeric dtype); "
+                             f"got {mask[bad][0].item()!r} ({int(bad.sum())} such value(s))")
 
 
 def soft_threshold(weight: torch.Tensor, threshold: float) -> torch.Tensor:
