@@ -250,3 +250,77 @@ def test_bad_callback_arguments_are_refused(make, error, words):
         make()
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+# --- loaders without a length, and failed runs (issue 19) -------------------------------------------
+
+class Stream(torch.utils.data.IterableDataset):
+    """An IterableDataset: its DataLoader has no length."""
+
+    def __iter__(self):
+        return iter(zip(X_TRAIN[:256], Y_TRAIN[:256]))
+
+
+def test_a_loader_without_a_length_needs_steps_per_epoch_for_a_schedule():
+    stream = torch.utils.data.DataLoader(Stream(), batch_size=64)  # 4 batches, len() raises TypeError
+    model = models.mlp((8,), seed=0)
+    before = state(model)
+    with pytest.raises(ValueError, match="`steps_per_epoch` must be given.*DataLoader"):
+        fit_compressed(model, stream, epochs=2, lr=1e-3, callbacks=[PruneWhileTraining(0.5, 0, 8, every=2)])
+    assert same_state(before, state(model)) and not torch.nn.utils.prune.is_pruned(model)
+    fit_compressed(model, stream, epochs=2, lr=1e-3, steps_per_epoch=4, callbacks=[PruneWhileTraining(0.5, 0, 8, every=2)])
+    assert global_sparsity(model) == pytest.approx(0.5, abs=1e-3)  # the amount asked for, not 2%
+
+
+def test_a_wrong_steps_per_epoch_is_refused_and_the_model_given_back():
+    stream = torch.utils.data.DataLoader(Stream(), batch_size=64)
+    model = models.mlp((8,), seed=0)
+    before = state(model)
+    with pytest.raises(ValueError, match="`steps_per_epoch`.*got 6, and the first epoch had 4"):
+        fit_compressed(model, stream, epochs=2, lr=1e-3, steps_per_epoch=6, callbacks=[PruneWhileTraining(0.5, 0, 12, every=2)])
+    assert same_state(before, state(model)) and not torch.nn.utils.prune.is_pruned(model)
+    with pytest.raises(ValueError, match=r"`steps_per_epoch` must equal len\(loader\) \(2\).*got 3"):
+        fit_compressed(model, loader(n=128), epochs=1, lr=1e-3, steps_per_epoch=3)
+
+
+def bn_qat_model() -> nn.Module:
+    torch.manual_seed(0)
+    float_model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    return prepare_qat(float_model, weight_bits=4, act_bits=8)
+
+
+def test_a_wrong_teacher_leaves_the_model_as_it_was():
+    model = bn_qat_model().eval()
+    before = state(model)  # BatchNorm statistics and activation observers included
+    wrong = nn.Sequential(nn.Flatten(), nn.Linear(64, 7))  # 7 classes, not 10
+    with pytest.raises(Exception):
+        fit_compressed(model, loader(n=128), epochs=1, lr=1e-2, callbacks=[Distill(wrong)])
+    assert same_state(before, state(model))
+    assert not model.training and not any(m.training for m in model.modules())
+
+
+def test_a_failed_schedule_takes_its_pruning_back():
+    model = models.mlp((8,), seed=0)
+    before = state(model)
+
+    class Fails:
+        def on_epoch_end(self, model, epoch):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit_compressed(model, loader(n=128), epochs=1, lr=1e-2, callbacks=[PruneWhileTraining(0.5, 0, 2, every=1), Fails()])
+    assert not torch.nn.utils.prune.is_pruned(model) and same_state(before, state(model))
+
+
+@pytest.mark.parametrize("hook, fn", [
+    ("on_step", lambda self, model: None),
+    ("on_epoch_end", lambda self, model, epoch, extra: None),
+    ("loss", lambda self, model, x, y: None),
+])
+def test_a_callback_of_the_wrong_signature_is_refused_before_any_step(hook, fn):
+    model = models.mlp((8,), seed=0)
+    before = state(model)
+    callback = type("Wrong", (), {hook: fn})()
+    with pytest.raises(TypeError, match=rf"`callbacks\[0\]\.{hook}` must accept"):
+        fit_compressed(model, loader(n=128), epochs=1, lr=1e-2, callbacks=[callback])
+    assert same_state(before, state(model))

@@ -34,11 +34,13 @@ References
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any, Iterable, Protocol, Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from compresskit._validation import _show, check_fraction, check_int, check_module, check_real
 from compresskit.distillation import distillation_loss
@@ -158,11 +160,56 @@ def _takes_logits(fn: Any) -> bool:
     return "logits" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _steps(loader: Iterable, epochs: int) -> int | None:
+def _length(loader: Iterable) -> int | None:
     try:
-        return epochs * len(loader)  # type: ignore[arg-type]
-    except TypeError:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:  # a generator or a DataLoader over an IterableDataset
         return None
+
+
+def _check_signatures(callbacks: list[object]) -> None:
+    """Each hook must accept the arguments fit_compressed passes it: checked before the first step."""
+    calls = {"loss": ("model", "x", "y", "loss"), "on_step": ("model", "step"), "on_epoch_end": ("model", "epoch")}
+    for i, cb in enumerate(callbacks):
+        for hook, args in calls.items():
+            fn = getattr(cb, hook, None)
+            if not callable(fn):
+                continue
+            try:
+                signature = inspect.signature(fn)
+            except (TypeError, ValueError):  # a builtin without a signature: it is called and may fail then
+                continue
+            try:
+                signature.bind(*args, **({"logits": None} if hook == "loss" and _takes_logits(fn) else {}))
+            except TypeError:
+                raise TypeError(f"`callbacks[{i}].{hook}` must accept ({', '.join(args)}); got {type(cb).__name__}.{hook}{signature}") from None
+
+
+def _module_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[nn.Module, bool], dict[nn.Module, set[str]]]:
+    """What a failed run must give back: tensors, training flags and the pruned tensors of every module."""
+    tensors = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=False).items()}
+    flags = {m: m.training for m in model.modules()}
+    pruned = {m: {h._tensor_name for h in m._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)} for m in model.modules()}
+    return tensors, flags, pruned
+
+
+def _restore(model: nn.Module, saved: tuple[dict[str, torch.Tensor], dict[nn.Module, bool], dict[nn.Module, set[str]]]) -> None:
+    """Undo a failed run: pruning added during it removed, every tensor and training flag put back."""
+    tensors, flags, pruned = saved
+    for m in model.modules():
+        for h in list(m._forward_pre_hooks.values()):
+            if isinstance(h, prune.BasePruningMethod) and h._tensor_name not in pruned.get(m, set()):
+                prune.remove(m, h._tensor_name)
+    with torch.no_grad():
+        current = model.state_dict(keep_vars=True)
+        for key, value in tensors.items():
+            current[key].copy_(value)
+        for m in model.modules():  # the masked tensors recomputed from the restored originals and masks
+            for h in m._forward_pre_hooks.values():
+                if isinstance(h, prune.BasePruningMethod):
+                    setattr(m, h._tensor_name, h.apply_mask(m))
+    for m, flag in flags.items():
+        m.training = flag
 
 
 def fit_compressed(
@@ -173,6 +220,7 @@ def fit_compressed(
     lr: float,
     callbacks: Sequence[object] = (),
     seed: int = 0,
+    steps_per_epoch: int | None = None,
     **fit_kwargs: Any,
 ) -> nn.Module:
     """Train ``model`` in place with :func:`compresskit.train.fit`, the ``callbacks`` in its hooks; returns ``model``.
@@ -183,7 +231,15 @@ def fit_compressed(
     distilling it is ``fit_compressed(prepare_qat(m), loader, ..., callbacks=[PruneWhileTraining(...),
     Distill(teacher)])``. Other keyword arguments go to ``fit`` (``val_loader``, ``weight_decay``,
     ``device``, ``progress``, default False); its hooks are taken, so ``loss_fn``, ``on_step`` and
-    ``on_epoch_end`` are refused: write a callback. Everything is checked before the first step.
+    ``on_epoch_end`` are refused: write a callback. Everything is checked before the first step,
+    the callbacks' signatures included; a run that fails all the same (a teacher whose output does
+    not fit, a loss that turns NaN) gives the model back as it was: parameters, buffers (BatchNorm
+    statistics, activation observers), training flags, no pruning added.
+
+    A schedule (:class:`PruneWhileTraining`) needs the number of steps: a loader without a length
+    (a generator, a DataLoader over an IterableDataset) must come with ``steps_per_epoch``, the
+    number of batches it yields per epoch. A loader that then yields another number is refused
+    at the end of the first epoch (the model given back as it was).
     """
     check_module("model", model)
     callbacks = _check_callbacks(callbacks)
@@ -192,10 +248,19 @@ def fit_compressed(
         raise TypeError(f"`{taken[0]}` is set by fit_compressed from the callbacks; pass a callback with a "
                         f"{'loss' if taken[0] == 'loss_fn' else taken[0]} method instead; got {taken[0]}={fit_kwargs[taken[0]]!r:.60}")
     epochs = check_int("epochs", epochs, 0)
-    total = _steps(loader, epochs)
-    for cb in callbacks:
-        if total is not None and callable(getattr(cb, "check_steps", None)):
-            cb.check_steps(total)
+    _check_signatures(callbacks)
+    length = _length(loader)
+    if steps_per_epoch is not None:
+        steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, 1)
+        if length is not None and length != steps_per_epoch:
+            raise ValueError(f"`steps_per_epoch` must equal len(loader) ({length}) when the loader has a length; got {steps_per_epoch}")
+    per_epoch = length if length is not None else steps_per_epoch
+    scheduled = [cb for cb in callbacks if callable(getattr(cb, "check_steps", None))]
+    if scheduled and per_epoch is None:
+        raise ValueError(f"`steps_per_epoch` must be given when `loader` has no length ({type(loader).__name__}): "
+                         f"{type(scheduled[0]).__name__} needs the number of training steps for its schedule; got None")
+    for cb in scheduled:
+        cb.check_steps(epochs * per_epoch)
     losses = [(cb.loss, _takes_logits(cb.loss)) for cb in callbacks if callable(getattr(cb, "loss", None))]
     steps = [cb.on_step for cb in callbacks if callable(getattr(cb, "on_step", None))]
     ends = [cb.on_epoch_end for cb in callbacks if callable(getattr(cb, "on_epoch_end", None))]
@@ -207,15 +272,29 @@ def fit_compressed(
             loss = fn(m, x, y, loss, logits=logits) if takes_logits else fn(m, x, y, loss)
         return loss
 
+    seen = [0]
+
     def on_step(m: nn.Module, step: int) -> None:
+        seen[0] = step
         for fn in steps:
             fn(m, step)
 
     def on_epoch_end(m: nn.Module, epoch: int) -> None:
+        if epoch == 1 and length is None and steps_per_epoch is not None and seen[0] != steps_per_epoch:
+            raise ValueError(f"`steps_per_epoch` must be the number of batches `loader` yields per epoch; "
+                             f"got {steps_per_epoch}, and the first epoch had {seen[0]}")
         for fn in ends:
             fn(m, epoch)
 
     fit_kwargs.setdefault("progress", False)
-    fit(model, loader, epochs=epochs, lr=lr, seed=seed, loss_fn=loss_fn, on_step=on_step if steps else None,
-        on_epoch_end=on_epoch_end if ends else None, **fit_kwargs)
+    optimizer = fit_kwargs.get("optimizer")
+    saved = _module_state(model)
+    saved_optimizer = copy.deepcopy(optimizer.state_dict()) if isinstance(optimizer, torch.optim.Optimizer) else None
+    try:
+        fit(model, loader, epochs=epochs, lr=lr, seed=seed, loss_fn=loss_fn, on_step=on_step, on_epoch_end=on_epoch_end, **fit_kwargs)
+    except BaseException:
+        _restore(model, saved)
+        if saved_optimizer is not None:
+            optimizer.load_state_dict(saved_optimizer)
+        raise
     return model
