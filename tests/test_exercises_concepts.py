@@ -193,9 +193,10 @@ def test_the_masked_case_really_holds_a_mask():
     copy.deepcopy(model)  # the checker clones each input
 
 
-def test_count_nonzero_checker_does_not_let_the_learner_change_its_models(monkeypatch):
+def test_count_nonzero_checker_does_not_let_the_learner_change_its_models(monkeypatch, capsys):
     """The checker hands the learner a copy: a function that zeroes its model leaves the
-    checker's own model as it was (without the copy this test fails)."""
+    checker's own model as it was (without the copy this test fails), and is rejected for
+    changing the model it was given."""
     shared = models.mlp(seed=0)
     before = {k: v.clone() for k, v in shared.state_dict().items()}
     real_mlp = models.mlp
@@ -208,7 +209,8 @@ def test_count_nonzero_checker_does_not_let_the_learner_change_its_models(monkey
                 p.zero_()
         return n
 
-    assert concepts.check_count_nonzero(destructive) is True
+    assert concepts.check_count_nonzero(destructive) is False
+    assert "your function changed its argument `model`" in capsys.readouterr().out
     assert all(torch.equal(before[k], v) for k, v in shared.state_dict().items())
 
 

@@ -233,10 +233,10 @@ def test_the_reference_dtypes_are_what_the_exercises_ask_for():
     assert isinstance(scale, float) and isinstance(zero_point, int)
 
 
-def test_an_answer_that_writes_into_its_input_does_not_change_the_next_case():
+def test_an_answer_that_writes_into_its_input_does_not_change_the_next_case(capsys):
     """The first two cases of check_to_fixed_point (and of check_fake_quantize) share one input
-    tensor. An answer that scales it in place is still judged on its output, and the second
-    case must see the original values, not the ones the first call wrote."""
+    tensor. An answer that scales it in place is rejected for changing its argument `x`, and
+    the second case must see the original values, not the ones the first call wrote."""
     seen = []
 
     def fixed_point_in_place(x, m, n):
@@ -244,7 +244,8 @@ def test_an_answer_that_writes_into_its_input_does_not_change_the_next_case():
         x.mul_(2**n).round_()  # writes into its input
         return x.clamp(-(2 ** (m + n)), 2 ** (m + n) - 1).to(torch.int64)
 
-    assert ex.check_to_fixed_point(fixed_point_in_place) is True
+    assert ex.check_to_fixed_point(fixed_point_in_place) is False
+    assert "your function changed its argument `x`" in capsys.readouterr().out
     assert torch.equal(seen[0], seen[1]) and seen[0].tolist() == pytest.approx([0.3, -0.3, 1.9, -2.5, 0.125, 0.0])
 
     seen.clear()
@@ -254,7 +255,8 @@ def test_an_answer_that_writes_into_its_input_does_not_change_the_next_case():
         x.div_(scale).round_().add_(zero_point).clamp_(quant_min, quant_max)
         return (x - zero_point) * scale
 
-    assert ex.check_fake_quantize(fake_quantize_in_place) is True
+    assert ex.check_fake_quantize(fake_quantize_in_place) is False
+    assert "your function changed its argument `x`" in capsys.readouterr().out
     assert torch.equal(seen[0], seen[1]) and torch.equal(seen[1], seen[2]) and torch.equal(seen[0], torch.linspace(-2, 2, 17))
 
 
