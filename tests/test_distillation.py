@@ -149,6 +149,8 @@ def test_teacher_logits_of_a_network_in_batches():
     net = models.mlp((16,), seed=0)
     X = torch.rand(70, 1, 8, 8)
     assert torch.allclose(teacher_logits(net, X, batch_size=32), net(X).detach(), atol=1e-6)
+    assert net.training  # the caller's mode, given back
+    teacher_logits(net.eval(), X)
     assert not net.training
 
 
@@ -297,3 +299,92 @@ def test_low_rank_mlp_random_init_is_seeded_and_not_the_teacher():
     assert torch.equal(a.fc1.first.weight, b.fc1.first.weight)
     assert not torch.equal(a.fc2.weight, teacher.fc2.weight)
     assert not torch.equal(a.fc1.first.weight, low_rank_mlp(teacher, 10, init="random", seed=2).fc1.first.weight)
+
+
+# --- the caller's train / eval mode, pruned models, logits of -inf --------------------------
+
+def _pruned(hidden=(16,), seed=0):
+    from compresskit import pruning
+
+    model = models.mlp(hidden, seed=seed)
+    pruning.l1_unstructured(model.fc1, "weight", 0.5)
+    return model
+
+
+def _modes(model):
+    return [m.training for m in model.modules()]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_distill_layer_output_fit_hints_and_teacher_logits_give_back_the_callers_mode(training):
+    X, y = _toy(64)
+    student, teacher = models.mlp((8,), seed=0).train(training), models.mlp((16,), seed=1).train(training)
+    distill(student, X, teacher_logits(teacher, X), y, epochs=1)
+    assert _modes(student) == [training] * 5 and _modes(teacher) == [training] * 5
+    layer_output(student, "fc1", X)
+    assert _modes(student) == [training] * 5
+    fit_hints(student, teacher, X, student_layer="relu1", teacher_layer="relu1", epochs=1)
+    assert _modes(student) == [training] * 5 and _modes(teacher) == [training] * 5
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_failing_probe_gives_back_the_callers_mode_and_names_x(training):
+    student = models.mlp((8,), seed=0).train(training)
+    with pytest.raises(ValueError, match=r"`X` must fit the input of `student`.*\(4, 3\)"):
+        distill(student, torch.rand(4, 3), torch.randn(4, 10))
+    assert _modes(student) == [training] * 5
+    with pytest.raises(ValueError, match=r"`X` must fit the input of `model`.*\(4, 3\)"):
+        layer_output(student, "fc1", torch.rand(4, 3))
+    assert _modes(student) == [training] * 5
+    with pytest.raises(ValueError, match=r"`X` must fit the input of `teacher`.*\(4, 3\)"):
+        fit_hints(student, models.mlp((16,), seed=1).train(training), torch.rand(4, 3), student_layer="relu1", teacher_layer="relu1")
+    assert _modes(student) == [training] * 5
+
+
+def test_functions_that_copy_a_model_work_on_a_pruned_one():
+    teacher, dense = _pruned(), models.mlp((16,), seed=0)
+    with torch.no_grad():
+        dense.fc1.weight.copy_(teacher.fc1.weight)  # the same function, without the pruning hook
+    X = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(shift_class_bias(teacher, 2, 1.0)(X), shift_class_bias(dense, 2, 1.0)(X))
+        torch.testing.assert_close(keep_important_units(teacher, [10])(X), keep_important_units(dense, [10])(X))
+        for init in ("teacher", "random"):
+            torch.testing.assert_close(low_rank_mlp(teacher, 4, init=init)(X), low_rank_mlp(dense, 4, init=init)(X))
+        torch.testing.assert_close(low_rank_mlp(teacher, 64)(X), teacher(X))  # no layer shrinks: a copy, pruned weights kept
+    assert hasattr(teacher.fc1, "weight_mask")  # the caller's pruned model is untouched
+
+
+def test_distill_and_fit_hints_train_a_pruned_student_through_its_mask():
+    X, y = _toy(64)
+    student = _pruned((8,))
+    mask = student.fc1.weight_mask.clone()
+    distill(student, X, teacher_logits(models.mlp((16,), seed=1), X), y, epochs=2)
+    fit_hints(student, models.mlp((16,), seed=1), X, student_layer="relu1", teacher_layer="relu1", epochs=1)
+    assert torch.equal(student.fc1.weight_mask, mask) and bool((student.fc1.weight[mask == 0] == 0).all())
+
+
+def test_teacher_logits_of_minus_infinity_give_finite_losses_and_gradients():
+    # teacher (0.5, 0.5, 0): KL to a uniform student over 3 classes at T = 1 is ln(3/2), by hand
+    t = torch.tensor([[0.0, 0.0, -math.inf]], dtype=torch.float64)
+    s = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    loss = distillation_loss(s, t, temperature=1.0, alpha=1.0)
+    assert loss.item() == pytest.approx(math.log(1.5), rel=1e-12)
+    loss.backward()
+    torch.testing.assert_close(s.grad, torch.tensor([[1 / 3 - 0.5, 1 / 3 - 0.5, 1 / 3]], dtype=torch.float64))  # p - q
+    assert torch.equal(soften(t, 3.0), torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64))
+    X, y = _toy(32)
+    z = torch.randn(32, 10)
+    z[:, ::2] = -math.inf
+    history = distill(models.mlp((8,), seed=0), X, z, y, epochs=2)
+    assert all(math.isfinite(v) for v in history.train_loss)
+
+
+def test_a_row_of_only_minus_infinity_is_refused_not_nan():
+    t = torch.tensor([[0.0, 1.0], [-math.inf, -math.inf]])
+    with pytest.raises(ValueError, match=r"`teacher_logits` must have a finite logit in every row.*row 1"):
+        distillation_loss(torch.zeros(2, 2), t, alpha=1.0)
+    with pytest.raises(ValueError, match=r"`logits` must have a finite logit in every row"):
+        soften(t, 2.0)
+    with pytest.raises(ValueError, match=r"`logits` must be finite or -inf.*1 NaN or \+inf"):
+        soften(torch.tensor([0.0, math.nan]), 2.0)

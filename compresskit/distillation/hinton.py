@@ -26,13 +26,13 @@ the same way, since softmax(log p / T) = p^(1/T) / sum_j p_j^(1/T).
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
-from compresskit._validation import check_int, check_module, check_real, check_tensor
+from compresskit._validation import check_int, check_module, check_real, check_seed, check_tensor
 from compresskit.data import make_loader
+from compresskit.distillation._modes import keeping_modes
+from compresskit.models import copy_model
 from compresskit.train import History, fit, soft_cross_entropy
 
 
@@ -40,9 +40,24 @@ def _check_temperature(temperature: float) -> float:
     return check_real("temperature", temperature, 0.0, low_open=True)
 
 
+def _check_teacher_logits(name: str, logits: torch.Tensor) -> None:
+    """Finite logits, or -inf (the log of a zero probability), with at least one finite logit per row."""
+    if torch.isnan(logits).any() or (logits == float("inf")).any():
+        bad = int((torch.isnan(logits) | (logits == float("inf"))).sum())
+        raise ValueError(f"`{name}` must be finite or -inf (log of a zero probability); got {bad} NaN or +inf value(s) "
+                         f"in shape {tuple(logits.shape)}")
+    rows = torch.isinf(logits).all(dim=-1).reshape(-1)
+    if rows.any():
+        raise ValueError(f"`{name}` must have a finite logit in every row (a row of -inf is no distribution); got "
+                         f"{int(rows.sum())} row(s) of only -inf, the first at row {int(rows.nonzero()[0])}")
+
+
 def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The softened softmax of Eq. (1): softmax(logits / T) over the last axis (classes)."""
+    """The softened softmax of Eq. (1): softmax(logits / T) over the last axis (classes).
+
+    A logit of -inf (the log of a zero probability) gives a probability of exactly 0."""
     check_tensor("logits", logits, ndim=(1, 2), floating=True)
+    _check_teacher_logits("logits", logits)
     temperature = _check_temperature(temperature)
     return torch.softmax(logits / temperature, dim=-1)  # Eq. (1)
 
@@ -92,8 +107,7 @@ def distillation_loss(
     if teacher_logits.shape != student_logits.shape:
         raise ValueError(f"`teacher_logits` must have the shape of `student_logits` {tuple(student_logits.shape)}; "
                          f"got {tuple(teacher_logits.shape)}")
-    if torch.isnan(teacher_logits).any() or (teacher_logits == float("inf")).any():
-        raise ValueError("`teacher_logits` must be finite or -inf (log of a zero probability); got NaN or +inf")
+    _check_teacher_logits("teacher_logits", teacher_logits)
     temperature = _check_temperature(temperature)
     alpha = check_real("alpha", alpha, 0.0, 1.0)
     hard = None
@@ -131,15 +145,16 @@ def distill(
     if len(teacher_logits) != len(X):
         raise ValueError(f"`teacher_logits` must have one row per sample of `X` ({len(X)}); got {len(teacher_logits)}")
     n, k = teacher_logits.shape
-    with torch.no_grad():  # eval mode: a BatchNorm must not update its statistics on this probe
-        was_training = student.training
-        width = student.eval()(X[:1]).shape[-1]
-        student.train(was_training)
+    with keeping_modes(student):
+        width = _output_width(student, X)
     if width != k:
         raise ValueError(f"`teacher_logits` must have the shape of `student_logits` ({n}, {width}), one column per "
                          f"class the student predicts; got {tuple(teacher_logits.shape)}")
     # Validate every argument of Eq. (2) once, on the whole set, before training changes anything.
     distillation_loss(torch.zeros(n, k, dtype=teacher_logits.dtype), teacher_logits, labels, temperature=temperature, alpha=alpha)
+    check_int("epochs", epochs, 0)
+    check_real("lr", lr, 0.0, low_open=True)
+    seed = check_seed("seed", seed)
     hard = torch.zeros(n, k) if labels is None else nn.functional.one_hot(labels.long(), k).float()
     targets = torch.stack([teacher_logits.float(), hard], dim=1)  # (N, 2, K): the teacher's logits and the one-hot label
     loader = make_loader(X, targets, check_int("batch_size", batch_size, 1), shuffle=True, seed=seed)
@@ -148,7 +163,23 @@ def distill(
     def loss_fn(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return _kd_loss(model(x), t[:, 0], t[:, 1], temperature, alpha)
 
-    return fit(student, loader, epochs=epochs, lr=lr, loss_fn=loss_fn, seed=seed, progress=False, device="cpu")
+    with keeping_modes(student):  # fit leaves a model training: give the caller's mode back
+        return fit(student, loader, epochs=epochs, lr=lr, loss_fn=loss_fn, seed=seed, progress=False, device="cpu")
+
+
+@torch.no_grad()
+def _output_width(model: nn.Module, X: torch.Tensor) -> int:
+    """The number of outputs of ``model`` on one sample of X, in eval mode (a BatchNorm must not
+    update its statistics on this probe); a clear error if X does not fit the model."""
+    try:
+        out = model.eval()(X[:1])
+    except RuntimeError as exc:
+        raise ValueError(f"`X` must fit the input of `student` ({type(model).__name__}); got shape {tuple(X.shape)}, "
+                         f"on which the model fails: {exc}") from exc
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise ValueError(f"`student` must return logits of shape (N, K) on `X`; got {type(out).__name__} "
+                         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}")
+    return out.shape[-1]
 
 
 def shift_class_bias(model: nn.Module, class_index: int, shift: float) -> nn.Module:
@@ -164,7 +195,7 @@ def shift_class_bias(model: nn.Module, class_index: int, shift: float) -> nn.Mod
     n_classes = last[-1].out_features
     class_index = check_int("class_index", class_index, 0, n_classes - 1)
     shift = check_real("shift", shift)
-    shifted = copy.deepcopy(model)
+    shifted = copy_model(model)  # a pruned model too
     layer = [m for m in shifted.modules() if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():
         layer.bias[class_index] += shift

@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compresskit._validation import check_int, check_module, check_tensor
+from compresskit._validation import check_int, check_module, check_real, check_seed, check_tensor
 from compresskit.data import make_loader
+from compresskit.distillation._modes import keeping_modes
 from compresskit.train import History, fit
 
 
@@ -34,22 +35,28 @@ def _layer_index(model: nn.Module, name: str, argument: str) -> int:
     return names.index(name)
 
 
-@torch.no_grad()
 def layer_output(model: nn.Sequential, layer: str, X: torch.Tensor) -> torch.Tensor:
-    """What the named layer of ``model`` outputs on X, flattened to (N, features). Eval mode."""
-    index = _layer_index(model, layer, "model")
+    """What the named layer of ``model`` outputs on X, flattened to (N, features), computed in
+    eval mode; ``model`` comes back in the mode it came in, even on failure."""
+    return _layer_output(model, layer, X, "model")
+
+
+@torch.no_grad()
+def _layer_output(model: nn.Sequential, layer: str, X: torch.Tensor, argument: str) -> torch.Tensor:
+    index = _layer_index(model, layer, argument)
     check_tensor("X", X, floating=True, finite=True)
-    was_training = model.training
-    model.eval()
-    out = model[: index + 1](X).reshape(len(X), -1)
-    model.train(was_training)
-    return out
+    with keeping_modes(model):
+        try:
+            out = model.eval()[: index + 1](X)
+        except RuntimeError as exc:
+            raise ValueError(f"`X` must fit the input of `{argument}`; got shape {tuple(X.shape)}, on which it fails: {exc}") from exc
+    return out.reshape(len(X), -1)
 
 
 def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, regressor: nn.Module) -> torch.Tensor:
     """Eq. (3): 1/2 ||teacher_features - regressor(student_features)||², mean over the batch."""
-    check_tensor("student_features", student_features, ndim=2, floating=True)
-    check_tensor("teacher_features", teacher_features, ndim=2, floating=True)
+    check_tensor("student_features", student_features, ndim=2, floating=True, finite=True)
+    check_tensor("teacher_features", teacher_features, ndim=2, floating=True, finite=True)
     check_module("regressor", regressor)
     guess = regressor(student_features)
     if guess.shape != teacher_features.shape:
@@ -73,23 +80,30 @@ def fit_hints(
     """Stage 1 of [1]: train ``student`` up to ``student_layer`` (in place) and a new Linear
     regressor so the regressor's output matches ``teacher_layer``'s on X (Eq. (3)).
 
-    Returns the regressor (initialised from ``seed``) and fit's History. Layers after the guided
+    Returns the regressor (initialised from ``seed``, in training mode) and fit's History. Every
+    layer of ``student`` and ``teacher`` comes back in the mode it came in. Layers after the guided
     one are not touched; train the whole student with :func:`~compresskit.distillation.distill` next.
     """
     s_index = _layer_index(student, student_layer, "student")
     _layer_index(teacher, teacher_layer, "teacher")
-    targets = layer_output(teacher, teacher_layer, X)  # the hint u_h(x), fixed: the teacher does not train
+    check_int("epochs", epochs, 0)
+    check_real("lr", lr, 0.0, low_open=True)
+    seed = check_seed("seed", seed)
+    batch_size = check_int("batch_size", batch_size, 1)
+    targets = _layer_output(teacher, teacher_layer, X, "teacher")  # the hint u_h(x), fixed: the teacher does not train
+    if len(targets) != len(X):
+        raise ValueError(f"`teacher` must give one hint per sample of `X` ({len(X)}) at `teacher_layer`; got {len(targets)}")
     trunk = student[: s_index + 1]                    # shares its layers with the student
-    with torch.no_grad():
-        width = layer_output(student, student_layer, X[:1]).shape[1]
+    width = _layer_output(student, student_layer, X[:1], "student").shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         regressor = nn.Linear(width, targets.shape[1])
     guided = nn.Sequential(trunk, nn.Flatten(), regressor)
-    loader = make_loader(X, targets, check_int("batch_size", batch_size, 1), shuffle=True, seed=seed)
+    loader = make_loader(X, targets, batch_size, shuffle=True, seed=seed)
 
     def loss_fn(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * (t - model(x)).pow(2).sum(dim=1).mean()  # Eq. (3)
 
-    history = fit(guided, loader, epochs=epochs, lr=lr, loss_fn=loss_fn, seed=seed, progress=False, device="cpu")
+    with keeping_modes(student, teacher):  # fit leaves the guided layers training: give the caller's modes back
+        history = fit(guided, loader, epochs=epochs, lr=lr, loss_fn=loss_fn, seed=seed, progress=False, device="cpu")
     return regressor, history

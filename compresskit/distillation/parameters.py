@@ -33,14 +33,14 @@ References
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from compresskit._validation import check_choice, check_int, check_tensor
+from compresskit._validation import check_choice, check_int, check_seed, check_tensor
+from compresskit.models import copy_model
 
 
 def _linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
@@ -82,7 +82,7 @@ def keep_important_units(teacher: nn.Sequential, hidden: Sequence[int]) -> nn.Se
         raise TypeError(f"`hidden` must be a sequence of ints; got {hidden!r}")
     if len(hidden) != len(layers) - 1:
         raise ValueError(f"`hidden` must give one width per hidden layer of `teacher` ({len(layers) - 1}); got {len(hidden)}")
-    student = copy.deepcopy(teacher)
+    student = copy_model(teacher)  # a pruned teacher too: its Linear layers are replaced below
     keep_in = None
     for i, (name, layer) in enumerate(layers):
         weight, bias = layer.weight, layer.bias
@@ -135,7 +135,8 @@ def low_rank_mlp(teacher: nn.Sequential, rank: int, *, init: str = "teacher", se
     layers = _linears(teacher)
     rank = check_int("rank", rank, 1)
     check_choice("init", init, ["teacher", "random"])
-    student = copy.deepcopy(teacher)
+    seed = check_seed("seed", seed)
+    student = copy_model(teacher)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for name, layer in layers:
@@ -149,7 +150,9 @@ def low_rank_mlp(teacher: nn.Sequential, rank: int, *, init: str = "teacher", se
                         new.second.weight.copy_(second)
                         if layer.bias is not None:
                             new.second.bias.copy_(layer.bias)
-                    else:
-                        new.load_state_dict(layer.state_dict())
+                    else:  # weight and bias, not the state dict: a pruned layer stores weight_orig and weight_mask
+                        new.weight.copy_(layer.weight)
+                        if layer.bias is not None:
+                            new.bias.copy_(layer.bias)
             setattr(student, name, new)
     return student

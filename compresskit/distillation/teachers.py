@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from compresskit._validation import check_int, check_module, check_tensor
+from compresskit.distillation._modes import keeping_modes
 
 ROW_SUM_TOLERANCE = 1e-3
 
@@ -69,13 +70,15 @@ class ProbabilityTeacher(nn.Module):
 def teacher_logits(teacher: nn.Module, X: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
     """The teacher's logits (N, K) on X, computed in eval mode, batch by batch, on the CPU.
 
-    A :class:`ProbabilityTeacher` returns log-probabilities (Eq. (1)). Leaves ``teacher`` in eval mode.
+    A :class:`ProbabilityTeacher` returns log-probabilities (Eq. (1)). ``teacher`` comes back in
+    the mode it came in, even on failure.
     """
     check_module("teacher", teacher)
     check_tensor("X", X, floating=True, finite=True)
     batch_size = check_int("batch_size", batch_size, 1)
-    teacher.eval()
-    out = torch.cat([teacher(X[i : i + batch_size]).float().cpu() for i in range(0, len(X), batch_size)])
+    with keeping_modes(teacher):
+        teacher.eval()
+        out = torch.cat([teacher(X[i : i + batch_size]).float().cpu() for i in range(0, len(X), batch_size)])
     if out.dim() != 2 or len(out) != len(X):
         raise ValueError(f"`teacher` must return one row of logits per sample ({len(X)}, K); got {tuple(out.shape)}")
     if torch.isnan(out).any():
