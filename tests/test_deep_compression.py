@@ -101,8 +101,21 @@ def test_share_weights_on_a_masked_model_makes_the_masks_permanent_in_the_copy()
 
 
 def test_bias_bits_share_the_biases_too():
-    out = share_weights(pruned_model(), 3, bias_bits=2)
-    assert all(len(torch.unique(m.bias[m.bias != 0])) <= 4 for m in (out.fc1, out.fc2, out.fc3))
+    """The shared biases are a k-means solution of the original ones, checked by its two defining
+    properties (not by calling kmeans_1d): every bias takes the value nearest to it, and every
+    shared value is the mean of the original biases that took it (Lloyd's fixed point, Eq. 2)."""
+    model = pruned_model()
+    out = share_weights(model, 3, bias_bits=2)
+    for name in ("fc1", "fc2", "fc3"):
+        b0, b = getattr(model, name).bias.detach().double(), getattr(out, name).bias.detach().double()
+        assert torch.equal(b == 0, b0 == 0)
+        values = torch.unique(b[b != 0])
+        assert 1 < len(values) <= 4
+        nearest = values[(b0[b0 != 0, None] - values[None, :]).abs().argmin(dim=1)]
+        torch.testing.assert_close(b[b0 != 0], nearest, rtol=0, atol=1e-7)  # each bias on its nearest centroid
+        for v in values:
+            torch.testing.assert_close(b0[b == v].mean(), v, rtol=0, atol=1e-6)  # each centroid the mean of its biases
+        assert not torch.equal(b, b0)  # something was shared
 
 
 def test_random_initialisation_follows_the_seed_and_linear_ignores_it():
@@ -362,6 +375,54 @@ def test_the_pipeline_writes_one_real_file_per_stage_and_each_reads_back(tmp_pat
 def test_the_pipeline_refuses_bad_settings_before_training(kwargs, error, words):
     with pytest.raises(error, match=words):
         deep_compression(models.mlp((8,)), data.digits_loaders()[0], X_TEST, Y_TEST, **kwargs)
+
+
+class CountsBatches(list):
+    """A list of batches that counts how often it is iterated (a training epoch would iterate it)."""
+
+    passes = 0
+
+    def __iter__(self):
+        CountsBatches.passes += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda m: (m, X_TEST, Y_TEST[:-1]), ValueError, ["`X_test` and `y_test`", str(len(Y_TEST) - 1)]),
+    (lambda m: (m, X_TEST.flatten(1)[:, :10], Y_TEST), ValueError, ["`X_test`", "must fit the model", "10)"]),
+    (lambda m: (m, X_TEST, Y_TEST.float()), TypeError, ["`y_test`", "float32"]),
+    (lambda m: (m, X_TEST, Y_TEST + 10), ValueError, ["`y_test`", "[0, 9]"]),
+    (lambda m: (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Tanh(), nn.Linear(8, 10)), X_TEST, Y_TEST), TypeError, ["`model`", "Tanh"]),
+])
+def test_the_pipeline_checks_its_test_data_and_the_file_format_before_training(make, error, words):
+    model, X, y = make(models.mlp((8,)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = CountsBatches([(X_TEST[:32], Y_TEST[:32])])
+    CountsBatches.passes = 0
+    with pytest.raises(error) as info:
+        deep_compression(model, batches, X, y, epochs=1, finetune_epochs=0)
+    assert all(w in str(info.value) for w in words), str(info.value)
+    assert CountsBatches.passes == 0  # refused before the first epoch
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_round_to_half_refuses_values_outside_fp16_before_changing_any_layer():
+    model = models.mlp((8,), seed=0)
+    with torch.no_grad():
+        model.fc2.weight[0, 0] = 7e4  # fp16's largest is 65504: this would become inf
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="`model` layer `fc2` weight must be finite and within fp16's range.*70000.0"):
+        round_to_half(model)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # fc1 not rounded either
+
+
+def test_round_to_half_rounds_a_pruned_layer_where_it_lasts():
+    model = models.mlp((8,), seed=0)
+    pruning.l1_unstructured(model.fc1, "weight", 0.5)
+    round_to_half(model)
+    model(X_TEST[:2])  # the pruning hook recomputes weight from weight_orig: the rounding must survive it
+    for w in (model.fc1.weight, model.fc1.weight_orig, model.fc2.weight):
+        assert torch.equal(w, w.half().float())
 
 
 def test_the_recommended_settings_reach_40x_within_one_point_on_seed_0():

@@ -179,3 +179,24 @@ def test_the_brute_force_search_is_not_trivially_agreeing():
     # a non-optimal but valid code (fixed 2 bits for 3 symbols) costs more than the search finds
     counts = [10, 1, 1]
     assert brute_force_best_total(counts) == 10 * 1 + 1 * 2 + 1 * 2 < 2 * sum(counts)
+
+
+def test_count_symbols_counts_a_tensor_or_an_array_by_value():
+    import torch
+
+    assert coding.count_symbols(torch.tensor([1, 1, 2])) == {1: 2, 2: 1}
+    assert coding.count_symbols(torch.tensor([[0.5, 0.5], [0.25, 0.5]])) == {0.5: 3, 0.25: 1}
+    assert coding.count_symbols(np.array([3, 3, 3], dtype=np.int8)) == {3: 3}
+    assert coding.code_lengths(coding.count_symbols(torch.tensor([7, 7, 7, 1, 2]))) == {7: 1, 1: 2, 2: 2}
+
+
+@pytest.mark.parametrize("symbols, error, words", [
+    (np.array([1.0, np.nan]), ValueError, ["`symbols`", "NaN"]),
+    ([np.int64(1), np.array([1, 2])], TypeError, ["`symbols[1]`", "array"]),
+    (5, TypeError, ["`symbols`", "int"]),
+    ({"a": 1}, TypeError, ["`symbols`", "dict"]),
+])
+def test_count_symbols_refuses_what_it_cannot_count(symbols, error, words):
+    with pytest.raises(error) as info:
+        coding.count_symbols(symbols)
+    assert all(w in str(info.value) for w in words), str(info.value)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from compresskit import data, models, pruning
+from compresskit import data, models, pruning, training
 from compresskit.quantization import calculate_qparams
 from compresskit.train import evaluate, fit
 from compresskit.training import (
@@ -412,3 +412,38 @@ def junk(folder):
     path = folder / "junk.onnx"
     path.write_bytes(b"not a model")
     return path
+
+
+# --- the modules validate their own arguments (issue 19) -----------------------------------------
+
+@pytest.mark.parametrize("build, error, words", [
+    (lambda: training.WeightFakeQuantize(bits=0), ValueError, ["`bits`", "[2, 8]", "0"]),
+    (lambda: training.WeightFakeQuantize(bits=16), ValueError, ["`bits`", "16"]),
+    (lambda: training.WeightFakeQuantize(per_channel="yes"), TypeError, ["`per_channel`", "'yes'"]),
+    (lambda: ActivationFakeQuantize(bits=0), ValueError, ["`bits`", "[1, 8]", "0"]),
+    (lambda: ActivationFakeQuantize(bits=16), ValueError, ["`bits`", "16"]),
+    (lambda: ActivationFakeQuantize(ranges="learnt"), ValueError, ["`ranges`", "'learnt'"]),
+    (lambda: ActivationFakeQuantize(averaging_constant=0.0), ValueError, ["`averaging_constant`", "0.0"]),
+    (lambda: QATLinear(4, 3, weight_bits=1), ValueError, ["`weight_bits`", "1"]),
+    (lambda: QATLinear(4, 3, act_bits=16), ValueError, ["`act_bits`", "16"]),
+    (lambda: QATLinear(4, 3, ranges="Observed"), ValueError, ["`ranges`", "'Observed'"]),
+    (lambda: training.QATConv2d(1, 2, 3, weight_bits=0), ValueError, ["`weight_bits`", "0"]),
+    (lambda: training.QATConv2d(1, 2, 3, ranges="learned ", act_bits=4), ValueError, ["`ranges`", "'learned '"]),
+])
+def test_the_qat_modules_refuse_bad_settings_in_their_constructors(build, error, words):
+    with pytest.raises(error) as info:
+        build()
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+@pytest.mark.parametrize("layer, x", [
+    (lambda: QATLinear(4, 3), torch.rand(2, 5)),
+    (lambda: training.QATConv2d(2, 3, 3), torch.rand(1, 1, 6, 6)),
+])
+def test_a_qat_layer_refuses_a_wrong_input_before_its_observer_sees_it(layer, x):
+    module = layer().train()
+    module(torch.rand(*x.shape[:-3], module.in_channels, 6, 6) if x.dim() == 4 else torch.rand(2, 4))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    with pytest.raises(ValueError, match=r"`x` must .*got shape"):
+        module(x)
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())

@@ -45,6 +45,9 @@ import numbers
 from collections import Counter
 from typing import Hashable, Iterable, Mapping, Sequence
 
+import numpy as np
+import torch
+
 from compresskit._validation import _show, check_int
 
 __all__ = [
@@ -79,8 +82,28 @@ def _check_counts(counts: object) -> dict[Symbol, int]:
 
 
 def count_symbols(symbols: Iterable[Symbol]) -> dict[Symbol, int]:
-    """How often each symbol occurs: the ``counts`` that :func:`huffman_code` takes."""
-    return dict(Counter(symbols))
+    """How often each symbol occurs: the ``counts`` that :func:`huffman_code` takes.
+
+    A tensor or a numpy array is counted by value (its elements as Python numbers, so
+    ``tensor([1, 1, 2])`` gives ``{1: 2, 2: 1}``); NaN, which equals nothing, is refused.
+    """
+    if isinstance(symbols, (torch.Tensor, np.ndarray)):
+        if symbols.dtype == object if isinstance(symbols, np.ndarray) else False:
+            raise TypeError(f"`symbols` must be an array of numbers; got {_show(symbols)}")
+        values = symbols.reshape(-1).tolist()
+    elif isinstance(symbols, Iterable) and not isinstance(symbols, Mapping):
+        values = list(symbols)
+    else:
+        raise TypeError(f"`symbols` must be an iterable of symbols (a list, a tensor, a str); got {type(symbols).__name__} {_show(symbols)}")
+    for i, v in enumerate(values):
+        if isinstance(v, (torch.Tensor, np.ndarray)):
+            raise TypeError(f"`symbols[{i}]` must be a hashable symbol (a number or a str); got {_show(v)}: pass the tensor itself to count by value")
+        if isinstance(v, float) and math.isnan(v):
+            raise ValueError(f"`symbols` must not hold NaN (it equals no other value, so it cannot be counted); got NaN at index {i}")
+    try:
+        return dict(Counter(values))
+    except TypeError as exc:
+        raise TypeError(f"`symbols` must hold hashable symbols; got {exc}") from None
 
 
 def code_lengths(counts: Mapping[Symbol, int]) -> dict[Symbol, int]:

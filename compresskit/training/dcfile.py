@@ -61,6 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from compresskit import coding
 from compresskit._validation import check_choice, check_module, check_type
@@ -103,19 +104,38 @@ def round_to_half(model: nn.Module) -> nn.Module:
 
     Applied to a weight-shared model this rounds the codebooks (the shared values) and biases,
     so that :func:`save_compressed` stores them in 16 bits and the model read back is exactly
-    this one. A centroid that rounds to 0 would turn weights into pruned ones; it is refused.
+    this one. Every layer is checked before any is changed: a value outside fp16's range
+    (|x| > 65504, it would become inf), NaN, or a non-zero weight that rounds to 0 (it would turn
+    into a pruned one) is refused and the model left as it was. A pruned layer's
+    ``weight_orig`` is rounded (its mask keeps the zeros).
     """
     check_module("model", model)
+    largest = float(torch.finfo(torch.float16).max)
+    targets = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Linear):
+            continue
+        weight = module.weight_orig if isinstance(getattr(module, "weight_orig", None), torch.Tensor) else module.weight
+        for kind, t in (("weight", weight), ("bias", module.bias)):
+            if t is None:
+                continue
+            values = t.detach()
+            if not bool(torch.isfinite(values).all()) or bool((values.abs() > largest).any()):
+                worst = values[~torch.isfinite(values) | (values.abs() > largest)].flatten()[0].item()
+                raise ValueError(f"`model` layer `{name}` {kind} must be finite and within fp16's range [-{largest:g}, {largest:g}] "
+                                 f"to be rounded to fp16; got {worst!r}")
+            effective = module.weight.detach() if kind == "weight" else values  # a pruned weight: its zeros do not count
+            if kind == "weight" and bool(((effective.half() == 0) & (effective != 0)).any()):
+                small = effective[(effective.half() == 0) & (effective != 0)].flatten()[0].item()
+                raise ValueError(f"`model` layer `{name}` has non-zero weights that round to 0 in fp16 (e.g. {small!r}); keep it in fp32")
+            targets.append(t)
     with torch.no_grad():
-        for name, module in model.named_modules():
-            if isinstance(module, nn.Linear):
-                nonzero = module.weight != 0
-                rounded = module.weight.half().float()
-                if bool((rounded[nonzero] == 0).any()):
-                    raise ValueError(f"`model` layer `{name}` has non-zero weights that round to 0 in fp16; keep it in fp32")
-                module.weight.copy_(rounded)
-                if module.bias is not None:
-                    module.bias.copy_(module.bias.half().float())
+        for t in targets:
+            t.copy_(t.half().float())
+        for module in model.modules():  # a pruned layer's masked weight recomputed from the rounded weight_orig
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(module, hook._tensor_name, hook.apply_mask(module))
     return model
 
 

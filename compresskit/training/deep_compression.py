@@ -51,11 +51,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from compresskit import measure, pruning
-from compresskit._validation import check_choice, check_int, check_module, check_real, check_seed, check_tensor, check_type
+from compresskit._validation import _show, check_choice, check_int, check_module, check_real, check_seed, check_tensor, check_type
 from compresskit.models import copy_model
 from compresskit.quantization.nonlinear import kmeans_assign
 from compresskit.train import fit
-from compresskit.training.dcfile import codebook_of, load_compressed, round_to_half, save_compressed
+from compresskit.training.dcfile import _check_saveable, codebook_of, load_compressed, round_to_half, save_compressed
 
 __all__ = ["CentroidFineTune", "Stage", "deep_compression", "kmeans_1d", "share_weights", "zero_dead_units"]
 
@@ -245,6 +245,32 @@ class Stage(NamedTuple):
 def _check_loader(loader: object) -> None:
     if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
         raise TypeError(f"`train_loader` must be a DataLoader or a list of (x, y) batches; got {type(loader).__name__}")
+    try:
+        n = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"`train_loader` must have a length (the pruning schedule counts its steps): a DataLoader over a "
+                        f"map-style dataset or a list of batches; got {type(loader).__name__} without one") from None
+    if n == 0:
+        raise ValueError(f"`train_loader` must hold at least one batch; got an empty {type(loader).__name__}")
+
+
+def _check_test_data(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> None:
+    """Test data the model can be measured on: checked before any training."""
+    check_tensor("X_test", X, floating=True, finite=True)
+    check_tensor("y_test", y, ndim=1)
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise TypeError(f"`y_test` must hold integer class labels; got dtype {y.dtype}")
+    if len(X) != len(y):
+        raise ValueError(f"`X_test` and `y_test` must have the same number of samples; got {len(X)} and {len(y)}")
+    probe = copy_model(model).eval()
+    try:
+        with torch.no_grad():
+            logits = probe(X[:1])
+    except RuntimeError as exc:
+        raise ValueError(f"`X_test` must fit the model's input; got shape {tuple(X.shape)}: {str(exc).splitlines()[0]}") from None
+    if bool(((y < 0) | (y >= logits.shape[-1])).any()):
+        raise ValueError(f"`y_test` must hold labels in [0, {logits.shape[-1] - 1}] (the model's classes); got {_show(y)} "
+                         f"with values {int(y.min())} to {int(y.max())}")
 
 
 def deep_compression(
@@ -286,9 +312,10 @@ def deep_compression(
     The caller's model is left unchanged.
     """
     check_module("model", model)
+    _check_saveable(pruning.remove_masks(copy_model(model)))  # the file format's rule, checked before 30 epochs of training
     _check_loader(train_loader)
-    check_tensor("X_test", X_test, floating=True, finite=True)
-    check_tensor("y_test", y_test, ndim=1)
+    _check_test_data(model, X_test, y_test)
+    check_real("lr", lr, 0.0, low_open=True)
     amount = check_real("amount", amount, 0.0, 1.0, high_open=True)
     _layer_bits(model, bits)
     if bias_bits is not None:

@@ -176,6 +176,8 @@ class WeightFakeQuantize(nn.Module):
 
     def __init__(self, bits: int = 8, per_channel: bool = True) -> None:
         super().__init__()
+        bits = _check_bits("bits", bits, WEIGHT_BITS, "a symmetric grid of 1 bit holds only 0")
+        check_type("per_channel", per_channel, bool)
         self.quant_min, self.quant_max = weight_qrange(bits)
         self.bits = bits
         self.per_channel = per_channel
@@ -200,9 +202,9 @@ class ActivationFakeQuantize(nn.Module):
 
     def __init__(self, bits: int = 8, ranges: str = "observed", averaging_constant: float = AVERAGING_CONSTANT) -> None:
         super().__init__()
-        self.bits = bits
-        self.ranges = ranges
-        self.averaging_constant = averaging_constant
+        self.bits = _check_bits("bits", bits, ACT_BITS, "ONNX's QuantizeLinear holds at most 8 bits")
+        self.ranges = check_choice("ranges", ranges, RANGES)
+        self.averaging_constant = check_real("averaging_constant", averaging_constant, 0.0, 1.0, low_open=True)
         self.register_buffer("min_val", torch.tensor(0.0))
         self.register_buffer("max_val", torch.tensor(0.0))
         self.register_buffer("initialized", torch.tensor(False))
@@ -261,6 +263,11 @@ class _QATMixin:
     act_quant: ActivationFakeQuantize | None
 
     def _quantizers(self, weight_bits: int, act_bits: int | None, per_channel: bool, ranges: str) -> None:
+        weight_bits = _check_bits("weight_bits", weight_bits, WEIGHT_BITS, "a symmetric grid of 1 bit holds only 0")
+        if act_bits is not None:
+            act_bits = _check_bits("act_bits", act_bits, ACT_BITS, "ONNX's QuantizeLinear holds at most 8 bits")
+        check_type("per_channel", per_channel, bool)
+        check_choice("ranges", ranges, RANGES)
         self.weight_quant = WeightFakeQuantize(weight_bits, per_channel)
         self.act_quant = None if act_bits is None else ActivationFakeQuantize(act_bits, ranges)
 
@@ -290,6 +297,9 @@ class QATLinear(_QATMixin, nn.Linear):
         self._quantizers(weight_bits, act_bits, per_channel, ranges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, floating=True)  # checked before the observer sees the batch
+        if x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"`x` must have {self.in_features} features in its last dimension; got shape {tuple(x.shape)}")
         return nn.functional.linear(self._inputs(x), self.weight_quant(self.weight), self.bias)
 
 
@@ -302,6 +312,9 @@ class QATConv2d(_QATMixin, nn.Conv2d):
         self._quantizers(weight_bits, act_bits, per_channel, ranges)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, floating=True)  # checked before the observer sees the batch
+        if x.dim() not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"`x` must be (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W); got shape {tuple(x.shape)}")
         return self._conv_forward(self._inputs(x), self.weight_quant(self.weight), self.bias)
 
 
