@@ -292,7 +292,7 @@ def test_remove_units_refuses_to_fold_through_padding_and_bad_indices():
     before = copy.deepcopy(model.state_dict())
     with pytest.raises(ValueError, match="zero-padded border"):
         S.remove_units(model, chain, torch.tensor([1]), fold=torch.tensor([0.5]))
-    with pytest.raises(ValueError, match=r"distinct unit indices in \[0, 3\]; got \[4\]"):
+    with pytest.raises(ValueError, match=r"`remove` must hold unit indices in \[0, 3\]; got \[4\]"):
         S.remove_units(model, chain, torch.tensor([4]))
     with pytest.raises(ValueError, match="leave at least one unit"):
         S.remove_units(model, chain, torch.arange(4))

@@ -160,7 +160,7 @@ def test_relative_decode_refuses_entries_past_the_end():
     too_far = S.pack_bits(torch.tensor([1, 15, 15]), 4)
     with pytest.raises(ValueError, match="inside the 12 entries .* the last lands at 33"):
         S.from_relative(dataclasses.replace(rel, gaps=too_far))
-    with pytest.raises(ValueError, match="`packed` must have 2 bytes for 3 codes"):
+    with pytest.raises(ValueError, match=r"`gaps` must be 2 uint8 bytes \(3 gaps of 4 bits\); got 1"):
         S.from_relative(dataclasses.replace(rel, gaps=rel.gaps[:1]))
 
 
@@ -240,7 +240,7 @@ def test_nm_decode_refuses_corrupt_indices():
         S.unpack_nm(dataclasses.replace(packed, indices=backwards))
     with pytest.raises(ValueError, match="`values` must hold 4 entries"):
         S.unpack_nm(dataclasses.replace(packed, values=packed.values[:, :3]))
-    with pytest.raises(ValueError, match="`packed` must have 1 bytes for 4 codes"):
+    with pytest.raises(ValueError, match=r"`packed.indices` must be 1 uint8 bytes \(4 positions of 2 bits\); got 2"):
         S.unpack_nm(dataclasses.replace(packed, indices=torch.zeros(2, dtype=torch.uint8)))
 
 

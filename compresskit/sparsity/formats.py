@@ -177,7 +177,7 @@ def _check_range(name: str, t: torch.Tensor, high: int) -> None:
 
 
 def _check_values(values: object, length: int | None = None) -> torch.Tensor:
-    check_tensor("values", values, ndim=1, nonempty=False)
+    check_tensor("values", values, ndim=1, nonempty=False, finite=True)
     if length is not None and values.numel() != length:
         raise ValueError(f"`values` must have length {length} (one per stored entry); got {values.numel()}")
     return values
@@ -199,6 +199,8 @@ def pack_bits(codes: torch.Tensor, bits: int) -> torch.Tensor:
     lowest bits. ``bits`` must divide 8 (1, 2, 4 or 8)."""
     bits = check_choice("bits", bits, (1, 2, 4, 8))
     check_tensor("codes", codes, ndim=1, nonempty=False)
+    if codes.is_floating_point() or codes.is_complex():
+        raise TypeError(f"`codes` must hold integers (floats would be truncated); got dtype {codes.dtype}")
     codes = codes.long()
     _check_range("codes", codes, 2**bits)
     per_byte = 8 // bits
@@ -354,6 +356,10 @@ def from_relative(rel: Relative) -> torch.Tensor:
     rows, cols = _check_shape(rel.shape)
     values = _check_values(rel.values)
     b = check_choice("index_bits", rel.index_bits, (1, 2, 4, 8))
+    check_tensor("gaps", rel.gaps, ndim=1, nonempty=False)
+    if rel.gaps.dtype != torch.uint8 or rel.gaps.numel() != math.ceil(values.numel() * b / 8):
+        raise ValueError(f"`gaps` must be {math.ceil(values.numel() * b / 8)} uint8 bytes ({values.numel()} gaps of {b} bits); "
+                         f"got {rel.gaps.numel()} of {rel.gaps.dtype}")
     gaps = unpack_bits(rel.gaps, b, values.numel())
     positions = torch.cumsum(gaps + 1, dim=0) - 1
     if positions.numel() and int(positions[-1]) >= rows * cols:
@@ -375,6 +381,9 @@ def count_fillers(dense: torch.Tensor, index_bits: int = 4) -> int:
 def encode(dense: torch.Tensor, fmt: str, **kwargs: object) -> Encoded:
     """``to_coo`` / ``to_csr`` / ``to_bitmask`` / ``to_relative`` by name."""
     check_choice("fmt", fmt, FORMATS[1:])
+    allowed = {"coo": {"index_dtype"}, "csr": {"index_dtype"}, "bitmask": set(), "relative": {"index_bits"}}[fmt]
+    if set(kwargs) - allowed:
+        raise TypeError(f"`kwargs` for fmt {fmt!r} may only be {sorted(allowed)}; got {sorted(kwargs)}")
     return {"coo": to_coo, "csr": to_csr, "bitmask": to_bitmask, "relative": to_relative}[fmt](dense, **kwargs)
 
 

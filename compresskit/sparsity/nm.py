@@ -75,7 +75,7 @@ def nm_mask(weight: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
 
 def is_nm_sparse(weight: torch.Tensor, n: int = 2, m: int = 4) -> bool:
     """True when every group of ``m`` along each row holds at most ``n`` non-zeros."""
-    check_tensor("weight", weight, ndim=(2, 3, 4), floating=True)
+    check_tensor("weight", weight, ndim=(2, 3, 4), floating=True, finite=True)
     n, m = _check_nm(n, m)
     return bool(((_rows(weight, m).reshape(-1, m) != 0).sum(dim=1) <= n).all())
 
@@ -104,10 +104,18 @@ def unpack_nm(packed: NMPacked) -> torch.Tensor:
     if not isinstance(packed, NMPacked):
         raise TypeError(f"`packed` must be an NMPacked; got {type(packed).__name__}")
     n, m = _check_nm(packed.n, packed.m)
+    shape = packed.shape
+    if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) not in (2, 3, 4)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+        raise ValueError(f"`packed.shape` must be 2 to 4 positive ints (the weight's shape); got {shape!r}")
     numel = math.prod(packed.shape)
     if numel % m or packed.shape[0] == 0:
         raise ValueError(f"`shape` {packed.shape} must have a row length divisible by m = {m}")
-    check_tensor("values", packed.values, nonempty=False)
+    check_tensor("packed.values", packed.values, nonempty=False, finite=True)
+    check_tensor("packed.indices", packed.indices, ndim=1, nonempty=False)
+    if packed.indices.dtype != torch.uint8 or packed.indices.numel() != math.ceil(numel // m * n * index_bits(m) / 8):
+        raise ValueError(f"`packed.indices` must be {math.ceil(numel // m * n * index_bits(m) / 8)} uint8 bytes "
+                         f"({numel // m * n} positions of {index_bits(m)} bits); got {packed.indices.numel()} of {packed.indices.dtype}")
     if packed.values.numel() != numel // m * n:
         raise ValueError(f"`values` must hold {numel // m * n} entries (n = {n} per group of m = {m}); got {packed.values.numel()}")
     keep = unpack_bits(packed.indices, index_bits(m), numel // m * n).reshape(-1, n)

@@ -41,7 +41,7 @@ from torch import nn
 
 from compresskit._validation import check_int, check_module, check_tensor
 from compresskit.models import copy_model
-from compresskit.sparsity._copy import dense_copy
+from compresskit.sparsity._copy import check_units, dense_copy, run_model
 
 PRODUCERS = (nn.Linear, nn.Conv2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -131,9 +131,7 @@ def constant_outputs(model: nn.Sequential, chain: Chain, units: torch.Tensor) ->
     if chain not in find_chains(model):
         raise ValueError(f"`chain` must be one of the model's chains {find_chains(model)}; got {chain}")
     producer = getattr(model, chain.producer)
-    units = torch.as_tensor(units).long().flatten()
-    if units.numel() and (int(units.min()) < 0 or int(units.max()) >= _units(producer)):
-        raise ValueError(f"`units` must hold unit indices in [0, {_units(producer) - 1}]; got {units.tolist()}")
+    units = check_units("units", units, _units(producer))
     value = producer.bias.detach()[units] if producer.bias is not None else torch.zeros(len(units))
     if chain.norm is not None:
         bn = getattr(model, chain.norm)
@@ -178,9 +176,9 @@ def remove_units(model: nn.Sequential, chain: Chain, remove: torch.Tensor, *, fo
     if chain not in find_chains(model):
         raise ValueError(f"`chain` must be one of the model's chains {find_chains(model)}; got {chain}")
     producer, consumer = getattr(model, chain.producer), getattr(model, chain.consumer)
-    remove = torch.as_tensor(remove).long().flatten()
     n = _units(producer)
-    if remove.numel() and (int(remove.min()) < 0 or int(remove.max()) >= n or remove.unique().numel() != remove.numel()):
+    remove = check_units("remove", remove, n)
+    if remove.unique().numel() != remove.numel():
         raise ValueError(f"`remove` must hold distinct unit indices in [0, {n - 1}]; got {remove.tolist()}")
     if remove.numel() >= n:
         raise ValueError(f"`remove` must leave at least one unit of {chain.producer!r} ({n} units); got all of them")
@@ -215,6 +213,9 @@ def repair(model: nn.Sequential, *, max_rounds: int = 20) -> nn.Sequential:
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"`model` must be an nn.Sequential; got {type(model).__name__}")
     max_rounds = check_int("max_rounds", max_rounds, 1)
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point():
+            check_tensor(f"model.{name}", t, finite=True, nonempty=False)
     model = dense_copy(model).eval()
     for _ in range(max_rounds):
         changed = False
@@ -254,7 +255,7 @@ def recalibrate_batchnorm(model: nn.Module, X: torch.Tensor, batch_size: int = 2
         bn.momentum = None  # cumulative moving average: every batch counts equally
     new.train()
     for i in range(0, len(X), batch_size):
-        new(X[i:i + batch_size])
+        run_model(new, X[i:i + batch_size])
     for bn, old in zip(norms, [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]):
         bn.momentum = old.momentum
     return new.eval()

@@ -35,7 +35,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from compresskit._validation import check_choice, check_int, check_real, check_tensor
+from compresskit._validation import check_choice, check_int, check_module, check_real, check_tensor
+from compresskit.sparsity._copy import run_model
 from compresskit.sparsity.repair import Chain, find_chains, remove_units
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
@@ -46,6 +47,7 @@ from compresskit.sparsity.unstructured import check_sparsity, weight_gradients
 def record_activations(model: nn.Module, layer: str, X: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The output of ``model``'s submodule ``layer`` (e.g. ``"relu1"``) for every sample of ``X``,
     in eval mode, concatenated: (N, units) or (N, channels, H, W)."""
+    check_module("model", model)
     modules = dict(model.named_modules())
     if layer not in modules or not layer:
         raise ValueError(f"`layer` must name a submodule of the model (one of {[n for n in modules if n]}); got {layer!r}")
@@ -57,7 +59,7 @@ def record_activations(model: nn.Module, layer: str, X: torch.Tensor, batch_size
     model.eval()
     try:
         for start in range(0, len(X), batch_size):
-            model(X[start:start + batch_size])
+            run_model(model, X[start:start + batch_size])
     finally:
         handle.remove()
         model.train(was_training)
@@ -89,6 +91,7 @@ def bn_scales(model: nn.Sequential) -> dict[str, torch.Tensor]:
 def slimming_loss(model: nn.Module, strength: float) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
     """A ``loss_fn`` for ``compresskit.train.fit``: cross-entropy plus ``strength * sum |gamma|``
     over every BatchNorm scale of ``model`` (Eq. (3) in [3])."""
+    check_module("model", model)
     strength = check_real("strength", strength, 0.0)
     gammas = [m.weight for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
     if not gammas:
@@ -103,9 +106,10 @@ def slimming_loss(model: nn.Module, strength: float) -> Callable[[nn.Module, tor
 
 def taylor_unit_scores(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """``(sum_i g_i w_i)^2`` over each unit's weights (Eq. (4) in [4]), for every producer."""
+    chains = _chains(model)
     grads = weight_gradients(model, X, y)
     scores = {}
-    for chain in find_chains(model):
+    for chain in chains:
         w = getattr(model, chain.producer).weight.detach()
         g = grads[f"{chain.producer}.weight"]
         scores[chain.producer] = (w * g).reshape(w.shape[0], -1).sum(dim=1) ** 2  # Eq. (4) in [4]
@@ -117,7 +121,7 @@ def unit_scores(model: nn.Sequential, method: str, *, X: torch.Tensor | None = N
     Eq. (3)), "apoz" (``1 - APoZ`` of the activation before the consumer: high means used, Eq. (1))
     or "taylor" (Eq. (4)). "apoz" needs ``X``; "taylor" needs ``X`` and ``y``."""
     check_choice("method", method, ("l1", "bn", "apoz", "taylor"))
-    chains = find_chains(model)
+    chains = _chains(model)
     if method == "l1":
         return {c.producer: filter_norms(getattr(model, c.producer).weight) for c in chains}
     if method == "bn":
@@ -127,6 +131,14 @@ def unit_scores(model: nn.Sequential, method: str, *, X: torch.Tensor | None = N
     if method == "taylor":
         return taylor_unit_scores(model, X, y)
     return {c.producer: 1.0 - apoz(record_activations(model, _last_activation(model, c), X)) for c in chains}
+
+
+def _chains(model: nn.Sequential) -> list[Chain]:
+    chains = find_chains(model)
+    if not chains:
+        raise ValueError("`model` must have a Linear / Conv2d layer feeding another (a producer -> consumer chain, "
+                         f"see find_chains); got none in {[type(m).__name__ for m in model.children()]}")
+    return chains
 
 
 def _last_activation(model: nn.Sequential, chain: Chain) -> str:
@@ -142,7 +154,7 @@ def units_to_remove(scores: Mapping[str, torch.Tensor], amount: float, *, scope:
     ("layer"), or of all layers ranked together ("global", as Network Slimming's one threshold
     [3]). At least one unit of each layer is always kept."""
     if not isinstance(scores, Mapping) or not scores:
-        raise TypeError("`scores` must be a non-empty dict of layer name -> 1-D tensor")
+        raise TypeError(f"`scores` must be a non-empty dict of layer name -> 1-D tensor; got {type(scores).__name__} {scores!r:.80}")
     for name, s in scores.items():
         check_tensor(f"scores[{name!r}]", s, ndim=1, floating=True, finite=True)
     amount = check_sparsity(amount)
@@ -165,7 +177,10 @@ def units_to_remove(scores: Mapping[str, torch.Tensor], amount: float, *, scope:
 def remove_lowest(model: nn.Sequential, scores: Mapping[str, torch.Tensor], amount: float, *, scope: str = "layer") -> nn.Sequential:
     """A smaller dense copy of ``model`` without the lowest-scoring units (see :func:`units_to_remove`)."""
     chains = {c.producer: c for c in find_chains(model)}
+    if not isinstance(scores, Mapping) or not scores:
+        raise TypeError(f"`scores` must be a non-empty dict of layer name -> 1-D tensor; got {type(scores).__name__} {scores!r:.80}")
     for name, s in scores.items():
+        check_tensor(f"scores[{name!r}]", s, ndim=1, floating=True, finite=True)
         if name not in chains:
             raise ValueError(f"`scores` must be keyed by producer layers (one of {sorted(chains)}); got {name!r}")
         units = getattr(model, name).weight.shape[0]

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from compresskit._validation import check_int, check_module, check_real, check_tensor
-from compresskit.sparsity._copy import dense_copy
+from compresskit.sparsity._copy import check_labels, dense_copy, run_model
 
 Masks = dict[str, torch.Tensor]
 
@@ -53,10 +53,18 @@ def sparse_weights(model: nn.Module) -> dict[str, nn.Parameter]:
             if isinstance(m, (nn.Linear, nn.Conv2d))}
 
 
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """:func:`sparse_weights`, refusing a model that has none (nothing to sparsify or measure)."""
+    weights = sparse_weights(model)
+    if not weights:
+        raise ValueError(f"`model` must have a Linear or Conv2d layer; got {type(model).__name__} with none")
+    return weights
+
+
 def global_masks(scores: Mapping[str, torch.Tensor], amount: float) -> Masks:
     """0/1 masks that drop the ``round(amount * total)`` smallest scores of all tensors together (Eq. (1))."""
     if not isinstance(scores, Mapping) or not scores:
-        raise TypeError("`scores` must be a non-empty dict of name -> tensor")
+        raise TypeError(f"`scores` must be a non-empty dict of name -> tensor; got {type(scores).__name__} {scores!r:.80}")
     for name, s in scores.items():
         check_tensor(f"scores[{name!r}]", s, floating=True, finite=True)
     amount = check_sparsity(amount)
@@ -95,17 +103,22 @@ def weight_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> dict
     The model's parameters, ``.grad`` and train / eval mode are left as they were. For a layer
     pruned with ``torch.nn.utils.prune`` it is the gradient reaching ``weight_orig``: the dense
     gradient where the mask is 1, 0 where it is 0."""
-    sparse_weights(model)
+    _weights(model)
     weights = _trainable_weights(model)
     check_tensor("X", X, floating=True, finite=True)
     check_tensor("y", y, ndim=1)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"`X` and `y` must have the same length; got {X.shape[0]} and {y.shape[0]}")
+    frozen = [name for name, w in weights.items() if not w.requires_grad]
+    if frozen:
+        raise ValueError(f"`model` must have weights that require grad to take their gradient; got {frozen} frozen")
     was_training = model.training
     model.eval()  # BatchNorm uses its running statistics and does not update them
     try:
         with torch.enable_grad():
-            loss = nn.functional.cross_entropy(model(X), y)
+            logits = run_model(model, X)
+            check_labels(y, logits)
+            loss = nn.functional.cross_entropy(logits, y)
             grads = torch.autograd.grad(loss, list(weights.values()))
     finally:
         model.train(was_training)
@@ -117,14 +130,17 @@ def importance_scores(
 ) -> dict[str, torch.Tensor]:
     """Scores for every weight of ``model``: ``method`` is "random", "magnitude" or "taylor"
     (which needs a batch ``X``, ``y`` to take the gradient on)."""
-    weights = sparse_weights(model)
+    weights = _weights(model)
+    seed = check_int("seed", seed, 0)
     if method == "random":
         return {name: random_scores(w, seed=seed + i) for i, (name, w) in enumerate(weights.items())}
     if method == "magnitude":
-        return {name: magnitude_scores(w) for name, w in weights.items()}
+        return {name: magnitude_scores(check_tensor(f"model.{name}", w, finite=True)) for name, w in weights.items()}
     if method == "taylor":
         if X is None or y is None:
             raise ValueError("`X` and `y` must be given for method 'taylor' (the gradient needs data); got None")
+        for name, w in weights.items():
+            check_tensor(f"model.{name}", w, finite=True)
         grads = weight_gradients(model, X, y)
         return {name: taylor_scores(w, grads[name]) for name, w in weights.items()}
     raise ValueError(f"`method` must be one of ['random', 'magnitude', 'taylor']; got {method!r}")
@@ -155,7 +171,7 @@ def sparsify(model: nn.Module, amount: float, method: str = "magnitude", *, X: t
 
 def _check_masks(masks: object, weights: Mapping[str, torch.Tensor]) -> None:
     if not isinstance(masks, Mapping) or not masks:
-        raise TypeError("`masks` must be a non-empty dict of weight name -> 0/1 tensor")
+        raise TypeError(f"`masks` must be a non-empty dict of weight name -> 0/1 tensor; got {type(masks).__name__} {masks!r:.80}")
     for name, mask in masks.items():
         if name not in weights:
             raise ValueError(f"`masks` must name weights of the model (one of {sorted(weights)}); got {name!r}")
@@ -193,11 +209,12 @@ class ProximalL1:
     thresholds ``weight_orig``, the parameter the optimizer updates (the mask stays applied)."""
 
     def __init__(self, model: nn.Module, strength: float, lr: float) -> None:
-        sparse_weights(model)
+        _weights(model)
         self.threshold = check_real("strength", strength, 0.0) * check_real("lr", lr, 0.0, low_open=True)
 
     def __call__(self, model: nn.Module, step: int) -> None:
         with torch.no_grad():
+            _weights(model)
             for w in _trainable_weights(model).values():
                 w.copy_(soft_threshold(w.detach(), self.threshold))
 
@@ -231,13 +248,11 @@ class MaskKeeper:
 
 def weight_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of exact zeros in every Linear / Conv2d weight, by name."""
-    return {name: 1.0 - int(torch.count_nonzero(w.detach())) / w.numel() for name, w in sparse_weights(model).items()}
+    return {name: 1.0 - int(torch.count_nonzero(w.detach())) / w.numel() for name, w in _weights(model).items()}
 
 
 def total_sparsity(model: nn.Module) -> float:
     """Fraction of exact zeros among all Linear / Conv2d weights together (biases excluded)."""
-    weights = list(sparse_weights(model).values())
-    if not weights:
-        raise ValueError("`model` must have a Linear or Conv2d layer; got none")
+    weights = list(_weights(model).values())
     return 1.0 - sum(int(torch.count_nonzero(w.detach())) for w in weights) / sum(w.numel() for w in weights)
 
