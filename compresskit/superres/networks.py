@@ -82,11 +82,13 @@ def sample_patches(
 
     Each high-resolution patch starts at a multiple of ``scale``, so its low-resolution patch
     is exactly ``downscale(high, scale)`` and no pair is misaligned. Images are float (H, W)
-    tensors in [0, 1]; the draws come from ``seed`` alone.
+    tensors in [0, 1] (the pairs keep their dtype); the draws come from ``seed`` alone.
     """
     scale = check_int("scale", scale, 2)
     patch_size = check_int("patch_size", patch_size, 1)
     n = check_int("n", n, 1)
+    if not isinstance(images, (Sequence, torch.Tensor)) or isinstance(images, (str, bytes)):
+        raise TypeError(f"`images` must be a sequence of (H, W) tensors; got {type(images).__name__} {images!r:.60}")
     if len(images) == 0:
         raise ValueError("`images` must hold at least one image; got none")
     hr_size = patch_size * scale
@@ -97,7 +99,10 @@ def sample_patches(
             raise ValueError(f"`images[{i}]` must be at least {hr_size} x {hr_size} (patch_size * scale); got {tuple(img.shape)}")
     g = torch.Generator().manual_seed(check_seed("seed", seed))
     which = torch.randint(len(images), (n,), generator=g)
-    hr = torch.empty(n, 1, hr_size, hr_size)
+    dtype = images[0].dtype
+    for img in images[1:]:
+        dtype = torch.promote_types(dtype, img.dtype)
+    hr = torch.empty(n, 1, hr_size, hr_size, dtype=dtype)  # the images' dtype, float64 kept
     for k, i in enumerate(which.tolist()):
         h, w = images[i].shape
         top = int(torch.randint((h - hr_size) // scale + 1, (), generator=g)) * scale

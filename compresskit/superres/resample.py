@@ -63,6 +63,7 @@ def source_coordinates(out_size: int, scale: int) -> torch.Tensor:
 
 def cubic_kernel(s: torch.Tensor, a: float = -0.75) -> torch.Tensor:
     """Eq. (2), Keys' cubic convolution kernel; ``a = -0.75`` as in PyTorch and OpenCV."""
+    check_tensor("s", s, finite=True, nonempty=False)
     a = check_real("a", a)
     s = s.abs()
     near = (a + 2) * s**3 - (a + 3) * s**2 + 1  # Eq. (2), |s| <= 1

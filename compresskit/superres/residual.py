@@ -27,15 +27,18 @@ class BicubicResidual(nn.Module):
 
     def __init__(self, net: nn.Module, scale: int) -> None:
         super().__init__()
-        self.net = net
-        self.scale = scale
+        self.net = check_module("net", net)
+        self.scale = check_int("scale", scale, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return up + self.net(x)  # Eq. (1)
+        residual = self.net(x)
+        if residual.shape != up.shape:
+            raise ValueError(f"`net` must map x {tuple(x.shape)} to the bicubic upsampling's shape {tuple(up.shape)} "
+                             f"(`scale` {self.scale}); got {tuple(residual.shape)}: was it built for another scale?")
+        return up + residual  # Eq. (1)
 
 
 def bicubic_residual(net: nn.Module, scale: int) -> BicubicResidual:
     """Wrap an SR network (``espcn(r)`` or ``srcnn(r)``) so it learns the residual over bicubic."""
-    check_module("net", net)
-    return BicubicResidual(net, check_int("scale", scale, 2))
+    return BicubicResidual(net, scale)
