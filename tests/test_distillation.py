@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.special
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -53,7 +54,33 @@ def test_soften_is_a_distribution_that_keeps_the_order(temperature, seed):
     q = soften(z, temperature)
     assert torch.allclose(q.sum(dim=1), torch.ones(len(z), dtype=z.dtype))
     assert torch.equal(q.argsort(dim=1), z.argsort(dim=1)) or torch.equal(q.argmax(dim=1), z.argmax(dim=1))
-    assert torch.allclose(q, torch.softmax(z / temperature, dim=1))
+    # held against SciPy's softmax and a NumPy computation written out, not the implementation's expression
+    np.testing.assert_allclose(q.numpy(), scipy.special.softmax(z.numpy() / temperature, axis=1), rtol=1e-12, atol=1e-300)
+    e = np.exp((z.numpy() - z.numpy().max(axis=1, keepdims=True)) / temperature)
+    np.testing.assert_allclose(q.numpy(), e / e.sum(axis=1, keepdims=True), rtol=1e-12, atol=1e-300)
+
+
+@given(st.floats(0.1, 20.0), st.integers(0, 100))
+@settings(max_examples=30, deadline=None)
+def test_soften_with_logits_of_minus_infinity_equals_scipy(temperature, seed):
+    z = logits(seed=seed)
+    z[:, ::3] = -math.inf  # zero probabilities (a teacher that gives probabilities, log 0)
+    q = soften(z, temperature)
+    np.testing.assert_allclose(q.numpy(), scipy.special.softmax(z.numpy() / temperature, axis=1), rtol=1e-12, atol=1e-300)
+    assert bool((q[:, ::3] == 0).all())
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0, 10.0])
+def test_the_soft_gradient_is_t_times_p_minus_q_over_n(temperature):
+    """d/ds of T² KL(q^T || p^T), batchmean, is T (p^T - q^T) / N (Section 2 of Hinton et al.), computed
+    here with SciPy: the T² factor and the student's softening both show in the gradient."""
+    s = logits(seed=11).requires_grad_()
+    t = logits(seed=12)
+    t[0, 1] = -math.inf
+    distillation_loss(s, t, temperature=temperature, alpha=1.0).backward()
+    p = scipy.special.softmax(s.detach().numpy() / temperature, axis=1)
+    q = scipy.special.softmax(t.numpy() / temperature, axis=1)
+    np.testing.assert_allclose(s.grad.numpy(), temperature * (p - q) / len(p), rtol=1e-10, atol=1e-14)
 
 
 def test_higher_temperature_is_softer():
