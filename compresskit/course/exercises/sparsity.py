@@ -1,17 +1,27 @@
 """Exercise checkers for the sparsity chapter. Each ``check_*`` prints feedback and returns a bool.
 
 The cases are chosen so that each common mistake fails a case whose description names it
-(an empty row, a column-major walk, negative weights, a negative bias behind a ReLU, ...).
+(an empty row, empty last rows and columns, a column-major walk, negative weights, ties,
+activations that can be negative, a negative bias behind a ReLU, float64 inputs, ...).
+
+What the instructions of chapters/04_sparsity.ipynb ask, and these checkers hold to:
+
+* indices (``crow_indices``, ``col_indices``) are int64, as ``torch``'s ``to_sparse_csr``;
+* every float result keeps the dtype of the float input it comes from (float64 stays float64);
+* an N:M mask holds only 0 and 1, as bool or any numeric dtype, with exactly ``n`` ones in
+  every group of ``m``; among entries of equal magnitude any choice is right;
+* no function writes into its inputs (``check_function`` reports an argument that changed).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from compresskit import sparsity
-from compresskit.course.checker import Case, check_function, close
+from compresskit.course.checker import Case, check_function, close, describe
 
 
 def _matrix(rows: int, cols: int, density: float, seed: int) -> torch.Tensor:
@@ -20,13 +30,24 @@ def _matrix(rows: int, cols: int, density: float, seed: int) -> torch.Tensor:
     return dense * (torch.rand(rows, cols, generator=g) < density)
 
 
+def _exact_dtype(expected: Any, got: Any) -> str | None:
+    """``close``, and the exact dtype the instructions ask: int64 indices, float results in the
+    dtype of the float input (``close`` alone lets int32 pass for int64 and float32 for float64)."""
+    if isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor) and got.dtype != expected.dtype:
+        if expected.dtype == torch.int64 and not got.dtype.is_floating_point and got.dtype != torch.bool:
+            return f"dtype: expected torch.int64 (indices are int64, as the instructions ask), got {got.dtype}"
+        if expected.dtype.is_floating_point and got.dtype.is_floating_point:
+            return f"dtype: expected {expected.dtype} (keep the dtype of the input), got {got.dtype}"
+    return close(expected, got)
+
+
 def _named(names: tuple[str, ...]) -> Callable[[Any, Any], str | None]:
-    """Compare tuples item by item and name the item that differs."""
+    """Compare tuples item by item (exact dtypes) and name the item that differs."""
     def compare(expected: tuple, got: Any) -> str | None:
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             return f"return a tuple ({', '.join(names)}); got {type(got).__name__}"
         for name, e, g in zip(names, expected, got):
-            reason = close(e, g)
+            reason = _exact_dtype(e, g)
             if reason:
                 return f"{name}: {reason}"
         return None
@@ -50,9 +71,12 @@ def check_csr_encode(fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tens
         Case("a matrix with zeros among the values (store only the non-zeros)", (_matrix(6, 5, 0.4, 0),)),
         Case("a wide 4x30 matrix", (_matrix(4, 30, 0.2, 1),)),
         Case("a fully dense row", (torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]),)),
+        Case("empty last rows and columns (crow_indices still has rows + 1 entries)",
+             (torch.tensor([[0.0, 3.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]),)),
+        Case("a float64 matrix (values keep its dtype)", (_matrix(5, 4, 0.5, 4).double(),)),
     ], name="csr_encode", compare=_named(("crow_indices", "col_indices", "values")),
-        hint="crow_indices[r+1] - crow_indices[r] is the number of non-zeros in row r; "
-             "walk row by row, columns increasing")
+        hint="crow_indices[r+1] - crow_indices[r] is the number of non-zeros in row r, for every row, empty ones too; "
+             "walk row by row, columns increasing; indices int64, values in the dtype of dense")
 
 
 # --- 2. CSR decode -------------------------------------------------------------------------
@@ -73,13 +97,17 @@ def check_csr_decode(fn: Callable[..., torch.Tensor]) -> bool:
         _csr_case("a tall 5x2 matrix (rows and columns are not interchangeable)", torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0], [3.0, 4.0], [0.0, 5.0]])),
         _csr_case("the last row holds the last non-zero (row r ends at crow_indices[r+1])", torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 9.0]])),
         _csr_case("a random 7x6 matrix", _matrix(7, 6, 0.5, 2)),
-    ], name="csr_decode",
-        hint="row r holds values[crow_indices[r]:crow_indices[r+1]] at columns col_indices[crow_indices[r]:crow_indices[r+1]]")
+        _csr_case("empty last rows and columns (the size comes from shape, not from the largest index)",
+                  torch.tensor([[0.0, 6.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])),
+        _csr_case("float64 values (the matrix keeps their dtype)", _matrix(4, 5, 0.5, 5).double()),
+    ], name="csr_decode", compare=_exact_dtype,
+        hint="a (shape) matrix of zeros in the dtype of values; row r holds values[crow_indices[r]:crow_indices[r+1]] at columns col_indices[crow_indices[r]:crow_indices[r+1]]")
 
 
 # --- 3. a 2:4 mask --------------------------------------------------------------------------
 
 def reference_nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """One right mask (the checker accepts any that keeps the rule, see :func:`_compare_nm`)."""
     return sparsity.nm_mask(weight, n, m)
 
 
@@ -90,22 +118,67 @@ def _distinct(rows: int, cols: int, seed: int) -> torch.Tensor:
     return (magnitudes * torch.where(torch.rand(rows * cols, generator=g) < 0.5, -1.0, 1.0)).reshape(rows, cols)
 
 
+@dataclass(frozen=True)
+class _NMExpected:
+    """What a right N:M mask must satisfy for this weight (any choice among equal magnitudes)."""
+
+    weight: torch.Tensor
+    n: int
+    m: int
+
+
+def _nm_rule(weight: torch.Tensor, n: int, m: int) -> _NMExpected:
+    return _NMExpected(weight.detach().clone(), n, m)
+
+
+def _compare_nm(expected: _NMExpected, got: Any) -> str | None:
+    """The rule itself, not one particular mask: 0/1 values, exactly n kept in every group of m
+    along each row, and no dropped |w| larger than a kept one (so ties may go either way)."""
+    w, n, m = expected.weight, expected.n, expected.m
+    if not isinstance(got, torch.Tensor) or got.layout != torch.strided:
+        return f"expected a dense torch.Tensor mask, got {describe(got)}"
+    if got.shape != w.shape:
+        return f"shape: expected {tuple(w.shape)} (the weight's shape), got {tuple(got.shape)}"
+    if got.is_complex():
+        return f"dtype: a mask holds 0 and 1, got {got.dtype}"
+    values = got.double()
+    bad = (values != 0) & (values != 1)
+    if bool(bad.any()):
+        hint = " (did you return weight * mask instead of the mask?)" if bool(torch.isclose(values[bad], w.double()[bad]).all()) else ""
+        return f"a mask holds only 0 and 1; got {values[bad][0].item():g}{hint}"
+    kept = values.reshape(-1, m) == 1
+    size = w.abs().double().reshape(-1, m)
+    counts = kept.sum(dim=1)
+    if bool((counts != n).any()):
+        g = int((counts != n).nonzero()[0])
+        return (f"group {g} (|w| = {[round(v, 4) for v in size[g].tolist()]}) keeps {int(counts[g])} entries; "
+                f"keep exactly n = {n} of every m = {m}, on ties too")
+    low_kept = torch.where(kept, size, torch.inf).min(dim=1).values
+    high_dropped = torch.where(kept, -torch.inf, size).max(dim=1).values
+    wrong = high_dropped > low_kept
+    if bool(wrong.any()):
+        g = int(wrong.nonzero()[0])
+        return (f"group {g} (|w| = {[round(v, 4) for v in size[g].tolist()]}) keeps |w| = {low_kept[g].item():.4g} "
+                f"but drops |w| = {high_dropped[g].item():.4g}: keep the n largest magnitudes")
+    return None
+
+
 def check_nm_mask(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> bool:
     """``fn(weight, n, m)`` -> a 0/1 mask keeping the ``n`` largest ``|w|`` in every group of ``m``
-    consecutive entries along each row."""
-    def compare(expected: torch.Tensor, got: Any) -> str | None:
-        if isinstance(got, torch.Tensor) and got.dtype == torch.bool:
-            got = got.to(expected.dtype)
-        return close(expected, got)
-
-    return check_function(fn, reference=reference_nm_mask, cases=[
+    consecutive entries along each row: exactly ``n`` per group, any of them where magnitudes
+    tie; bool or 0/1 of any numeric dtype."""
+    return check_function(fn, reference=_nm_rule, cases=[
         Case("one row by hand: positive weights, 2:4", (torch.tensor([[0.1, 0.9, 0.3, 0.2, 5.0, 4.0, 3.0, 0.5]]), 2, 4)),
         Case("negative weights: rank by magnitude |w|, not by value", (torch.tensor([[-0.9, 0.1, -0.8, 0.2]]), 2, 4)),
         Case("4x8: groups run along each row, not down the columns", (_distinct(4, 8, 0), 2, 4)),
         Case("1:2 keeps one of every two", (_distinct(3, 6, 1), 1, 2)),
         Case("3:4 keeps three of every four", (_distinct(2, 8, 2), 3, 4)),
-    ], name="nm_mask", compare=compare,
-        hint="reshape to (-1, m) groups of a row, take torch.topk of |w| with k=n in each, scatter ones into a mask")
+        Case("ties: equal magnitudes (0.5 and -0.5, a group of zeros); keep exactly n, any of the tied ones",
+             (torch.tensor([[0.5, -0.5, 0.5, 0.1, 0.0, 0.0, 0.0, 0.0], [0.2, 0.2, 0.9, -0.2, 0.3, 0.3, 0.3, 0.3]]), 2, 4)),
+        Case("a float64 weight", (_distinct(2, 8, 3).double(), 2, 4)),
+    ], name="nm_mask", compare=_compare_nm,
+        hint="reshape to (-1, m) groups of a row, take torch.topk of |w| with k=n in each, scatter ones into a mask "
+             "(a threshold such as |w| >= the n-th largest keeps too many where magnitudes tie)")
 
 
 # --- 4. APoZ ------------------------------------------------------------------------------
@@ -125,8 +198,12 @@ def check_apoz(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
         Case("more samples than units (average over samples, dim 0)", (relu(9, 4),)),
         Case("feature maps (N, C, H, W): average over samples AND positions", (relu(5, 3, 4, 4),)),
         Case("a unit that is never zero", (torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 5.0]]),)),
+        Case("activations that can be negative (LeakyReLU, tanh): count only outputs exactly 0",
+             (torch.tensor([[-0.5, 0.0, 1.0], [0.0, -2.0, 0.0], [-0.1, 0.3, 0.0]]),)),
+        Case("tiny outputs such as 1e-7 are not zero (exactly 0, not nearly)",
+             (torch.tensor([[1e-7, 0.0], [0.0, 1e-9], [2e-8, 0.0], [0.0, 0.0]]),)),
     ], name="apoz",
-        hint="(activations == 0).float().mean over every dimension except dim 1")
+        hint="(activations == 0).float().mean over every dimension except dim 1 (== 0: not <= 0, not close to 0)")
 
 
 # --- 5. one structure-repair step -----------------------------------------------------------
@@ -156,5 +233,7 @@ def check_fold_dead_unit(fn: Callable[..., tuple[torch.Tensor, ...]]) -> bool:
         _fold_case("a unit with a negative bias: ReLU makes its output 0, so b2 does not change", 5, 2, -0.6, 1),
         _fold_case("the last unit (W2 loses a column, not a row)", 6, 5, 1.2, 2),
         _fold_case("the first unit of a wide layer", 16, 0, 0.3, 3),
+        Case("float64 weights (keep their dtype)", tuple(t.double() if isinstance(t, torch.Tensor) else t
+                                                         for t in _fold_case("", 5, 3, 0.8, 4).args)),
     ], name="fold_dead_unit", compare=_named(("W1", "b1", "W2", "b2")),
         hint="the unit outputs relu(b1[unit]) for every input; b2 gains W2[:, unit] * that, then drop row unit of W1 and b1 and column unit of W2")
