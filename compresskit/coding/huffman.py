@@ -87,14 +87,7 @@ def count_symbols(symbols: Iterable[Symbol]) -> dict[Symbol, int]:
     A tensor or a numpy array is counted by value (its elements as Python numbers, so
     ``tensor([1, 1, 2])`` gives ``{1: 2, 2: 1}``); NaN, which equals nothing, is refused.
     """
-    if isinstance(symbols, (torch.Tensor, np.ndarray)):
-        if symbols.dtype == object if isinstance(symbols, np.ndarray) else False:
-            raise TypeError(f"`symbols` must be an array of numbers; got {_show(symbols)}")
-        values = symbols.reshape(-1).tolist()
-    elif isinstance(symbols, Iterable) and not isinstance(symbols, Mapping):
-        values = list(symbols)
-    else:
-        raise TypeError(f"`symbols` must be an iterable of symbols (a list, a tensor, a str); got {type(symbols).__name__} {_show(symbols)}")
+    values = _symbol_list(symbols)
     for i, v in enumerate(values):
         if isinstance(v, (torch.Tensor, np.ndarray)):
             raise TypeError(f"`symbols[{i}]` must be a hashable symbol (a number or a str); got {_show(v)}: pass the tensor itself to count by value")
@@ -104,6 +97,17 @@ def count_symbols(symbols: Iterable[Symbol]) -> dict[Symbol, int]:
         return dict(Counter(values))
     except TypeError as exc:
         raise TypeError(f"`symbols` must hold hashable symbols; got {exc}") from None
+
+
+def _symbol_list(symbols: object) -> list[Symbol]:
+    """The symbols as a list; a tensor or a numpy array by value (its elements as Python numbers)."""
+    if isinstance(symbols, (torch.Tensor, np.ndarray)):
+        if isinstance(symbols, np.ndarray) and symbols.dtype == object:
+            raise TypeError(f"`symbols` must be an array of numbers; got {_show(symbols)}")
+        return symbols.reshape(-1).tolist()
+    if isinstance(symbols, Iterable) and not isinstance(symbols, Mapping):
+        return list(symbols)
+    raise TypeError(f"`symbols` must be an iterable of symbols (a list, a tensor, a str); got {type(symbols).__name__} {_show(symbols)}")
 
 
 def code_lengths(counts: Mapping[Symbol, int]) -> dict[Symbol, int]:
@@ -192,6 +196,7 @@ def _check_code(code: object) -> dict[Symbol, str]:
 def bit_length(symbols: Sequence[Symbol], code: Mapping[Symbol, str]) -> int:
     """Exact number of bits :func:`encode` writes for ``symbols`` (before padding to whole bytes)."""
     code = _check_code(code)
+    symbols = _symbol_list(symbols)
     try:
         return sum(len(code[s]) for s in symbols)
     except KeyError as exc:
@@ -202,6 +207,7 @@ def encode(symbols: Sequence[Symbol], code: Mapping[Symbol, str]) -> bytes:
     """The codes of ``symbols`` one after the other, most significant bit first, the last byte
     padded with zero bits: ``ceil(bit_length / 8)`` bytes."""
     code = _check_code(code)
+    symbols = _symbol_list(symbols)
     try:
         bits = "".join(code[s] for s in symbols)
     except KeyError as exc:

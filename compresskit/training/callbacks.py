@@ -185,21 +185,29 @@ def _check_signatures(callbacks: list[object]) -> None:
                 raise TypeError(f"`callbacks[{i}].{hook}` must accept ({', '.join(args)}); got {type(cb).__name__}.{hook}{signature}") from None
 
 
-def _module_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[nn.Module, bool], dict[nn.Module, set[str]]]:
+def _module_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[nn.Module, bool], dict[nn.Module, tuple[set[str], list[str]]]]:
     """What a failed run must give back: tensors, training flags and the pruned tensors of every module."""
     tensors = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=False).items()}
     flags = {m: m.training for m in model.modules()}
-    pruned = {m: {h._tensor_name for h in m._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)} for m in model.modules()}
+    pruned = {m: ({h._tensor_name for h in m._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)}, list(m._parameters))
+              for m in model.modules()}
     return tensors, flags, pruned
 
 
-def _restore(model: nn.Module, saved: tuple[dict[str, torch.Tensor], dict[nn.Module, bool], dict[nn.Module, set[str]]]) -> None:
+def _restore(model: nn.Module, saved: tuple[dict[str, torch.Tensor], dict[nn.Module, bool], dict[nn.Module, tuple[set[str], list[str]]]]) -> None:
     """Undo a failed run: pruning added during it removed, every tensor and training flag put back."""
     tensors, flags, pruned = saved
     for m in model.modules():
+        names, order = pruned.get(m, (set(), list(m._parameters)))
+        removed = False
         for h in list(m._forward_pre_hooks.values()):
-            if isinstance(h, prune.BasePruningMethod) and h._tensor_name not in pruned.get(m, set()):
+            if isinstance(h, prune.BasePruningMethod) and h._tensor_name not in names:
                 prune.remove(m, h._tensor_name)
+                removed = True
+        if removed:  # prune.remove registers the parameter last: put it back where it was
+            params = dict(m._parameters)
+            m._parameters.clear()
+            m._parameters.update({k: params[k] for k in order if k in params} | params)
     with torch.no_grad():
         current = model.state_dict(keep_vars=True)
         for key, value in tensors.items():

@@ -292,6 +292,10 @@ def save_compressed(model: nn.Module, path: str | Path, *, coding: str = "huffma
     check_module("model", model)
     huffman = check_choice("coding", coding, list(_CODING)) == "huffman"
     check_type("path", path, (str, Path), "a str or pathlib.Path")
+    if Path(path).is_dir():
+        raise ValueError(f"`path` must be a file to write, not a folder; got {str(path)!r}")
+    if not Path(path).parent.is_dir():
+        raise ValueError(f"`path` must be in an existing folder; got {str(path)!r}, whose folder does not exist")
     model = _check_saveable(remove_masks(copy_model(model)))
     header, payload = [bytes([len(model)])], []
     for name, module in model.named_children():
@@ -483,6 +487,10 @@ def load_compressed(path: str | Path) -> nn.Sequential:
     disagrees with its payload.
     """
     check_type("path", path, (str, Path), "a str or pathlib.Path")
+    if Path(path).is_dir():
+        raise ValueError(f"`path` must be a file that save_compressed wrote, not a folder; got {str(path)!r}")
+    if not Path(path).exists():
+        raise ValueError(f"`path` must be a file that save_compressed wrote; got {str(path)!r}, which does not exist")
     data = Path(path).read_bytes()
     _check_envelope(data)
     envelope = _Reader(data, 9, len(data) - 4, "file")

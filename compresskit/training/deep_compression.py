@@ -326,6 +326,8 @@ def deep_compression(
     seed = check_seed("seed", seed)
     if directory is not None:
         check_type("directory", directory, (str, Path), "a str or pathlib.Path")
+        if Path(directory).exists() and not Path(directory).is_dir():
+            raise ValueError(f"`directory` must be a folder (it is created if missing); got {str(directory)!r}, which is not a folder")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(directory) if directory is not None else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)

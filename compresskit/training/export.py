@@ -141,6 +141,12 @@ def export_onnx(qat_model: nn.Module, path: str | os.PathLike, example: torch.Te
     form = copy_model(qat_model)
     _export_form(form)
     form.eval()
+    try:  # one forward pass first: a wrong example would otherwise fail deep inside torch.export
+        with torch.no_grad():
+            form(example)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"`example` must be a batch of the model's inputs; got shape {tuple(example.shape)}: "
+                         f"{str(exc).splitlines()[0]}") from None
     path.write_bytes(_without_metadata(_export_bytes(form, example)))
     return path
 

@@ -392,8 +392,12 @@ def ptq(model: nn.Module, weight_bits: int, act_bits: int | None, calibration: t
     observers = [m for m in qat.modules() if isinstance(m, ActivationFakeQuantize)]
     for m in observers:
         m.train()  # observe the first (only) batch: its min and max become the range
-    with torch.no_grad():
-        qat(calibration)
+    try:
+        with torch.no_grad():
+            qat(calibration)
+    except (ValueError, RuntimeError) as exc:  # the copy is thrown away; the caller's model never saw the batch
+        raise ValueError(f"`calibration` must be a batch of the model's inputs; got shape {tuple(calibration.shape)}: "
+                         f"{str(exc).splitlines()[0]}") from None
     return qat.eval()
 
 
