@@ -1,0 +1,33 @@
+"""Compressing a language model the way large ones are compressed: one module per method.
+
+- :mod:`~compresskit.llm.groupwise`: round-to-nearest quantization per channel and per group,
+  int4 packing, and a real file of codes, fp16 scales and zero points.
+"""
+
+from compresskit.llm.groupwise import (
+    QuantizedWeight,
+    choose_qparams,
+    dequantize,
+    load_quantized,
+    pack_int4,
+    quant_range,
+    quantize,
+    quantize_rtn,
+    quantized_bytes,
+    save_quantized,
+    unpack_int4,
+)
+
+__all__ = [
+    "QuantizedWeight",
+    "choose_qparams",
+    "dequantize",
+    "load_quantized",
+    "pack_int4",
+    "quant_range",
+    "quantize",
+    "quantize_rtn",
+    "quantized_bytes",
+    "save_quantized",
+    "unpack_int4",
+]
