@@ -102,7 +102,7 @@ CASES = [
         ValueError, ["`steps_per_epoch`", "got 3", "had 2"], watch=0),
     Bad(F, lazy(lambda: ((mlp(), LOADER), {"epochs": 1, "lr": 1e-3, "steps_per_epoch": 0})), ValueError, ["`steps_per_epoch`", "0"], watch=0),
     Bad(F, lazy(lambda: ((bn_qat(), LOADER), {"epochs": 1, "lr": 1e-3, "callbacks": [training.Distill(Teacher7())]})),
-        ValueError, ["`teacher_logits`", "(4, 7)"], watch=0),
+        ValueError, ["`teacher`", "(4, 10)", "(4, 7)"], watch=0),
     Bad(F, lazy(lambda: ((pruned_mlp(), LOADER), {"epochs": 1, "lr": 1e-3, "callbacks": [type("W", (), {"on_step": lambda self, m: None})()]})),
         TypeError, ["`callbacks[0].on_step`", "(model, step)", "(m)"], watch=0),
     Bad(F, lazy(lambda: ((mlp(), LOADER), {"epochs": 1, "lr": 1e-3, "callbacks": training.PruneWhileTraining(0.5, 0, 2)})),
@@ -159,6 +159,11 @@ CASES = [
     Bad(training.onnx_predict, a("/nonexistent.onnx", X), ValueError, ["`path`", "does not exist"]),
     Bad(training.onnx_predict, a("/tmp", X), ValueError, ["`path`", "'/tmp'"]),
     Bad(training.onnx_predict, a(__file__, X, optimize=1), TypeError, ["`optimize`", "1"]),
+    Bad(training.onnx_predict, lazy(lambda: ((onnx_file(), np.random.rand(2, 10).astype(np.float32)), {})), ValueError, ["`X`", "(N, 64)", "(2, 10)"]),
+    Bad(training.onnx_predict, lazy(lambda: ((onnx_file(), np.zeros((0, 64), np.float32)), {})), ValueError, ["`X`", "empty", "(0, 64)"]),
+    Bad(training.onnx_predict, lazy(lambda: ((onnx_file(), np.full((1, 64), np.nan, np.float32)), {})), ValueError, ["`X`", "NaN"]),
+    Bad(training.WeightFakeQuantize.forward, a(training.WeightFakeQuantize(4), torch.tensor([[1.0, float("nan")]])), ValueError, ["`weight`", "NaN"]),
+    Bad(training.ActivationFakeQuantize.forward, a(training.ActivationFakeQuantize(4), torch.tensor([1, 2])), TypeError, ["`x`", "torch.int64"]),
     # --- Deep Compression ------------------------------------------------------------------------------
     Bad(training.kmeans_1d, a(NAN, 2), ValueError, ["`w`", "NaN"]),
     Bad(training.kmeans_1d, a(torch.rand(2, 3), 2), ValueError, ["`w`", "(2, 3)"]),
@@ -221,6 +226,14 @@ CASES = [
     Bad(coding.decode, a(b"\x00", CODE, 9), ValueError, ["`data`", "9 coded symbols"]),
     Bad(coding.decode, a(b"\x00\x00", CODE, 1), ValueError, ["`data`", "padding"]),
 ]
+
+
+def onnx_file() -> str:
+    import tempfile
+
+    path = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
+    qat = training.ptq(mlp(), 4, 8, X)
+    return str(training.export_onnx(qat, path, X.flatten(1)))
 
 
 def big_mlp() -> nn.Sequential:

@@ -394,7 +394,7 @@ def test_a_pruned_per_tensor_cnn_exports_too(tmp_path):
         (lambda m, tmp, good: onnx_predict(tmp / "missing.onnx", X_TEST), ValueError, ["`path`", "missing.onnx"]),
         (lambda m, tmp, good: onnx_predict(junk(tmp), X_TEST), ValueError, ["`path`", "ONNX"]),
         (lambda m, tmp, good: onnx_predict(good, X_TEST * float("nan")), ValueError, ["`X`", "NaN"]),
-        (lambda m, tmp, good: onnx_predict(good, X_TEST.numpy() * np.nan), ValueError, ["`x`", "NaN"]),
+        (lambda m, tmp, good: onnx_predict(good, X_TEST.numpy() * np.nan), ValueError, ["`X`", "NaN"]),
         (lambda m, tmp, good: onnx_predict(good, X_TEST, optimize="yes"), TypeError, ["`optimize`", "'yes'"]),
     ],
 )

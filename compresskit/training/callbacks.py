@@ -128,6 +128,9 @@ class Distill:
                 teacher = self.teacher.eval()(x)
         finally:
             self.teacher.train(was_training)
+        if teacher.shape != student.shape:
+            raise ValueError(f"`teacher` must output logits of the student's shape {tuple(student.shape)}; "
+                             f"got {tuple(teacher.shape)} from {type(self.teacher).__name__}")
         soft = distillation_loss(student, teacher, None, temperature=self.temperature, alpha=1.0)  # T^2 KL(q^T || p^T)
         return self.alpha * soft + (1.0 - self.alpha) * loss  # Eq. (2) in [2]
 

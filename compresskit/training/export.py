@@ -54,7 +54,7 @@ import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed (ONNX's Q/DQ)
 from torch import nn
 
-from compresskit._validation import _show, check_module, check_tensor, check_type
+from compresskit._validation import _show, check_array, check_module, check_tensor, check_type
 from compresskit.models import copy_model
 from compresskit.quantization import quantize
 from compresskit.quantization.ort import export_onnx as _export_bytes
@@ -189,8 +189,15 @@ def onnx_predict(path: str | os.PathLike, X: torch.Tensor | np.ndarray, *, optim
         raise ValueError(f"`path` must be an ONNX file; got {str(path)!r}, which does not exist")
     if isinstance(X, torch.Tensor):
         check_tensor("X", X, floating=True, finite=True)
+    else:
+        check_array("X", X)
     try:
         session = _session(path.read_bytes(), optimize)
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
         raise ValueError(f"`path` must be an ONNX model; ONNX Runtime could not load {str(path)!r}: {exc}") from exc
+    expected = session.get_inputs()[0].shape  # e.g. ['batch', 64]: named dimensions are free
+    shape = tuple(X.shape)
+    if len(shape) != len(expected) or any(isinstance(e, int) and e != s for e, s in zip(expected, shape)):
+        want = "(" + ", ".join(str(e) if isinstance(e, int) else "N" for e in expected) + ")"
+        raise ValueError(f"`X` must have the shape the model at `path` takes, {want}; got {shape}")
     return ort_logits(session, X)

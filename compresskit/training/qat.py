@@ -188,6 +188,7 @@ class WeightFakeQuantize(nn.Module):
         return calculate_qparams(min_val, max_val, self.quant_min, self.quant_max, "symmetric")
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        check_tensor("weight", weight, floating=True, finite=True)
         scale, zero_point = self.qparams(weight)
         return fake_quantize_ste(weight, scale, zero_point, self.quant_min, self.quant_max, 0 if self.per_channel else None)
 
