@@ -3,11 +3,15 @@
 Each checker compares the learner's answer with the reference in :mod:`compresskit.distillation`
 and, when it differs, with the answers the usual mistakes give (the T² left out, the logarithm
 on the wrong side of the KL divergence, ``reduction="mean"``, the wrong axis ...), so the
-message names the mistake rather than only the numbers.
+message names the mistake rather than only the numbers. The inputs include what real mistakes
+need to show: teacher logits of -inf (a teacher that gives probabilities, some 0), float64
+inputs (the dtype must be kept), and for the loss its gradient with respect to the student's
+logits as well as its value (a detached loss has the right value and teaches nothing).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -20,16 +24,30 @@ from compresskit.distillation import distillation_loss, soften, truncated_svd
 
 @dataclass
 class Expected:
-    """The right answer, and what each known mistake would return instead."""
+    """The right answer, what each known mistake would return instead, and what to say when the
+    answer has NaN where the right one has none (a logit of -inf handled wrongly)."""
 
     value: Any
     mistakes: dict[str, Any] = field(default_factory=dict)
+    nan_message: str = "your answer has NaN where the right one has none"
+
+
+def _dtype_reason(expected: torch.Tensor, got: torch.Tensor) -> str | None:
+    if expected.dtype == got.dtype:
+        return None
+    return (f"dtype: the inputs are {expected.dtype}, your answer is {got.dtype}: keep the inputs' dtype "
+            "(no .float(), no new tensor of another dtype)")
 
 
 def _pointed(expected: Expected, got: Any, rtol: float = 1e-4, atol: float = 1e-6) -> str | None:
-    reason = close(expected.value, got, rtol=rtol, atol=atol)
+    value = expected.value
+    if isinstance(value, torch.Tensor) and isinstance(got, torch.Tensor) and got.layout == torch.strided \
+            and got.is_floating_point() and got.shape == value.shape and bool(torch.isnan(got).any()) \
+            and not bool(torch.isnan(value).any()):
+        return expected.nan_message
+    reason = close(value, got, rtol=rtol, atol=atol)
     if reason is None:
-        return None
+        return _dtype_reason(value, got) if isinstance(value, torch.Tensor) else None
     for message, wrong in expected.mistakes.items():
         if wrong is not None and close(wrong, got, rtol=rtol, atol=atol) is None:
             return message
@@ -38,6 +56,13 @@ def _pointed(expected: Expected, got: Any, rtol: float = 1e-4, atol: float = 1e-
 
 def _g(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def _with_zero_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """The logits of a teacher that gives probabilities (log p), with p = 0 for every third class: -inf."""
+    out = torch.log_softmax(logits, dim=-1)
+    out[..., ::3] = -math.inf
+    return out
 
 
 # --- exercise 1: the softened softmax --------------------------------------------------------
@@ -50,17 +75,26 @@ def _soften_expected(logits: torch.Tensor, temperature: float) -> Expected:
             torch.softmax(logits / temperature, dim=0) if logits.dim() == 2 else None,
         "you returned log-probabilities (log_softmax): return the probabilities": torch.log_softmax(logits / temperature, dim=-1),
         "you divided the probabilities by T after the softmax: divide the logits before it": torch.softmax(logits, dim=-1) / temperature,
-    })
+        "you normalised over the whole batch: each row (one sample) must sum to 1; sum over the last axis "
+        "with keepdim=True": torch.exp(logits / temperature) / torch.exp(logits / temperature).sum()
+            if logits.dim() == 2 and len(logits) > 1 and bool(torch.isfinite(logits).all()) else None,
+        "you raised the probabilities to the power 1/T without renormalising: softmax(z / T) is p^(1/T) divided "
+        "by its row sum": torch.softmax(logits, dim=-1) ** (1 / temperature),
+    }, nan_message="NaN where a logit is -inf (a zero probability): softmax(z / T) must give exactly 0 there; for "
+                   "stability subtract each row's maximum (finite), not its mean or minimum, or use torch.softmax")
 
 
 def check_softened_softmax(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
-    """``fn(logits, temperature)`` -> softmax(logits / T) over the classes (the last axis)."""
+    """``fn(logits, temperature)`` -> softmax(logits / T) over the classes (the last axis), of the
+    logits' dtype; a logit of -inf gives exactly 0."""
     z = 3 * torch.randn(5, 10, generator=_g(0))
     return check_function(fn, reference=_soften_expected, cases=[
         Case("5 digits x 10 classes, T = 4", (z, 4.0)),
         Case("the same logits, T = 1 (the ordinary softmax)", (z, 1.0)),
         Case("T = 0.5 sharpens", (torch.tensor([[2.0, 1.0, 0.0]]), 0.5)),
         Case("a 3 x 3 batch, T = 10", (torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0], [4.0, -1.0, 0.0]]), 10.0)),
+        Case("float64 logits, T = 3: the answer stays float64", (z.double(), 3.0)),
+        Case("logits of -inf (a teacher's zero probabilities, log 0), T = 4: exactly 0 there", (_with_zero_probabilities(z), 4.0)),
     ], name="softened_softmax", compare=_pointed,
         hint="torch.softmax(logits / temperature, dim=-1)")
 
@@ -84,18 +118,54 @@ def _kd_expected(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tem
         "the teacher's logits must be divided by T too (both sides are softened)":
             T**2 * F.kl_div(log_p, F.softmax(teacher_logits, dim=1), reduction="batchmean"),
         "you summed over the batch: average over the samples (reduction=\"batchmean\")": right * len(student_logits),
-    })
+        "you computed the cross-entropy -sum q log p: the KL divergence also subtracts the teacher's entropy "
+        "(sum q log q; F.kl_div does it)": T**2 * -(q * log_p).sum(dim=1).mean(),
+    }, nan_message="NaN with teacher logits of -inf (a teacher probability of 0): the term 0 · log 0 must count as 0; "
+                   "use F.kl_div or torch.special.xlogy(q, q), not q * torch.log(q)")
+
+
+def _gradient_reason(fn: Callable[..., Any], student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                     temperature: float) -> str | None:
+    """None when the gradient of the learner's loss with respect to the student's logits is the
+    reference's: a loss can have the right value and still teach nothing (detached, .item(), NumPy)."""
+    s = student_logits.detach().clone().requires_grad_(True)
+    try:
+        loss = fn(s, teacher_logits.detach().clone(), temperature)
+        grad = torch.autograd.grad(loss, s, allow_unused=True)[0] if isinstance(loss, torch.Tensor) and loss.requires_grad else None
+    except Exception as exc:  # noqa: BLE001 - the learner's code, reported
+        return f"raised {type(exc).__name__} when the student's logits require gradients: {exc}"
+    if grad is None:
+        return ("your loss carries no gradient back to `student_logits` (a .detach(), .item(), torch.tensor(...) or NumPy "
+                "on the student's side): training would not move the student")
+    ref_s = student_logits.detach().clone().requires_grad_(True)
+    (want,) = torch.autograd.grad(distillation_loss(ref_s, teacher_logits, temperature=temperature, alpha=1.0), ref_s)
+    reason = close(want, grad, rtol=1e-4, atol=1e-7)
+    if reason is None:
+        return None
+    return f"the gradient with respect to `student_logits` differs from the reference's ({reason})"
 
 
 def check_distillation_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
     """``fn(student_logits, teacher_logits, temperature)`` -> T² · KL(softmax(teacher/T) ‖ softmax(student/T)),
-    averaged over the batch (a scalar tensor)."""
+    averaged over the batch (a scalar tensor of the logits' dtype, with the gradient of the reference
+    with respect to ``student_logits``)."""
     s, t = torch.randn(8, 10, generator=_g(1)), 4 * torch.randn(8, 10, generator=_g(2))
-    return check_function(fn, reference=_kd_expected, cases=[
+    seen: dict[str, tuple] = {}
+
+    def reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> Expected:
+        seen["args"] = (student_logits, teacher_logits, temperature)
+        return _kd_expected(student_logits, teacher_logits, temperature)
+
+    def compare(expected: Expected, got: Any) -> str | None:
+        return _pointed(expected, got) or _gradient_reason(fn, *seen["args"])
+
+    return check_function(fn, reference=reference, cases=[
         Case("8 digits, 10 classes, T = 4", (s, t, 4.0)),
         Case("the same logits, T = 2", (s, t, 2.0)),
         Case("3 samples, 5 classes, T = 8", (torch.randn(3, 5, generator=_g(3)), 3 * torch.randn(3, 5, generator=_g(4)), 8.0)),
-    ], name="distillation_loss", compare=_pointed,
+        Case("a teacher that gives probabilities, some of them 0 (logits of -inf), T = 4", (s, _with_zero_probabilities(t), 4.0)),
+        Case("float64 logits, T = 3: the loss stays float64", (s.double(), t.double(), 3.0)),
+    ], name="distillation_loss", compare=compare,
         hint="T**2 * F.kl_div(F.log_softmax(student / T, dim=1), F.softmax(teacher / T, dim=1), reduction='batchmean')")
 
 
@@ -104,14 +174,15 @@ def check_distillation_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], to
 def _svd_expected(weight: torch.Tensor, rank: int) -> Expected:
     first, second = truncated_svd(weight, rank)
     U, S, Vh = torch.linalg.svd(weight, full_matrices=False)
-    mistakes = {
+    mistakes = {  # keeping rank + 1 or rank - 1 values is named by its shape, in _svd_compare
         "you left the singular values out: second @ first must be U_r diag(S_r) V_r^T": U[:, :rank] @ Vh[:rank],
         "you kept the smallest singular values: torch.linalg.svd returns them largest first, keep the first `rank`":
             U[:, -rank:] @ torch.diag(S[-rank:]) @ Vh[-rank:],
-        "off by one: keep exactly `rank` singular values (S[:rank]), not rank + 1": (
-            U[:, : rank + 1] @ torch.diag(S[: rank + 1]) @ Vh[: rank + 1]) if rank < len(S) else None,
-        "off by one: keep exactly `rank` singular values (S[:rank]), not rank - 1": (
-            U[:, : rank - 1] @ torch.diag(S[: rank - 1]) @ Vh[: rank - 1]) if rank > 1 else None,
+        "you put S on both sides: second @ first holds S_r twice; split it as S_r^(1/2) on each side (or all of it on one)":
+            U[:, :rank] @ torch.diag(S[:rank] ** 2) @ Vh[:rank],
+        "torch.svd returns V, not V^T: its rows are not the right singular vectors; use torch.linalg.svd (which "
+        "returns Vh = V^T) or take V[:, :rank].T": U[:, :rank] @ torch.diag(S[:rank]) @ Vh.T[:rank]
+            if Vh.shape[0] == Vh.shape[1] else None,
     }
     return Expected((first, second), mistakes)
 
@@ -127,17 +198,21 @@ def _svd_compare(expected: Expected, got: Any) -> str | None:
         return (f"shapes: first must be (rank, in) = {tuple(first.shape)} and second (out, rank) = {tuple(second.shape)}, so that "
                 f"second @ first has the weight's shape; got {tuple(got[0].shape)} and {tuple(got[1].shape)} "
                 "(torch.linalg.svd already returns V^T as its third output: do not transpose it again)")
+    if got[0].dtype != first.dtype or got[1].dtype != second.dtype:
+        return (f"dtype: the weight is {first.dtype}, your factors are {got[0].dtype} and {got[1].dtype}: keep the "
+                "weight's dtype (no .float())")
     return _pointed(Expected(second @ first, expected.mistakes), got[1] @ got[0], rtol=1e-3, atol=1e-4)
 
 
 def check_svd_init(fn: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]) -> bool:
-    """``fn(weight, rank)`` -> ``(first, second)`` of shapes (rank, in) and (out, rank) whose product
-    ``second @ first`` is the best rank-``rank`` approximation of ``weight`` (out, in)."""
+    """``fn(weight, rank)`` -> ``(first, second)`` of shapes (rank, in) and (out, rank), of the weight's
+    dtype, whose product ``second @ first`` is the best rank-``rank`` approximation of ``weight`` (out, in)."""
     return check_function(fn, reference=_svd_expected, cases=[
         Case("a 6 x 4 weight, rank 2", (torch.randn(6, 4, generator=_g(5)), 2)),
         Case("a 32 x 64 weight (64 inputs, 32 units), rank 8", (torch.randn(32, 64, generator=_g(6)), 8)),
         Case("a 10 x 32 weight, rank 1", (torch.randn(10, 32, generator=_g(7)), 1)),
         Case("a 5 x 5 weight at full rank 5: exact", (torch.randn(5, 5, generator=_g(8)), 5)),
+        Case("a float64 8 x 8 weight, rank 3: the factors stay float64", (torch.randn(8, 8, generator=_g(9), dtype=torch.float64), 3)),
     ], name="svd_init", compare=_svd_compare,
         hint="U, S, Vh = torch.linalg.svd(weight, full_matrices=False); first = S[:r].sqrt()[:, None] * Vh[:r]; "
              "second = U[:, :r] * S[:r].sqrt()")
