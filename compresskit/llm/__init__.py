@@ -4,6 +4,7 @@
   int4 packing, and a real file of codes, fp16 scales and zero points.
 """
 
+from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import (
     QuantizedWeight,
     choose_qparams,
@@ -19,6 +20,8 @@ from compresskit.llm.groupwise import (
 )
 
 __all__ = [
+    "gptq",
+    "gptq_hessian",
     "QuantizedWeight",
     "choose_qparams",
     "dequantize",

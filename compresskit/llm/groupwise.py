@@ -83,7 +83,7 @@ def choose_qparams(
     """``scale`` (float32 holding ``scale_dtype`` values) and integer ``zero_point``, each (out, in / group_size)."""
     quant_min, quant_max = quant_range(bits, symmetric)
     g = _groups(weight, group_size)
-    w = weight.detach().float().reshape(weight.shape[0], -1, g)  # (out, groups, g)
+    w = _real(weight).reshape(weight.shape[0], -1, g)  # (out, groups, g)
     w_min = w.amin(dim=2).clamp(max=0)
     w_max = w.amax(dim=2).clamp(min=0)
     eps = torch.finfo(torch.float32).eps  # as torch's observers: an all-zero group gets a tiny scale
@@ -91,7 +91,7 @@ def choose_qparams(
         scale = torch.maximum(-w_min, w_max) / ((quant_max - quant_min) / 2)
     else:
         scale = (w_max - w_min) / (quant_max - quant_min)
-    scale = scale.clamp(min=eps).to(scale_dtype).float()
+    scale = scale.clamp(min=eps).to(scale_dtype).to(w.dtype)
     if symmetric:
         zero_point = torch.zeros_like(scale, dtype=torch.int32)
     else:
@@ -109,9 +109,17 @@ def quantize(weight: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
     quant_min, quant_max = quant_range(bits, symmetric)
     check_tensor("weight", weight, ndim=2, floating=True, finite=True)
     g = _check_qparams(weight.shape, scale, zero_point)
-    inv_scale = 1.0 / _expand(scale, g)  # torch's fake_quantize multiplies by 1 / scale
-    codes = torch.round(weight.detach().float() * inv_scale) + _expand(zero_point, g)
-    return codes.clamp(quant_min, quant_max).to(torch.int16)
+    return _round(_real(weight), _expand(scale, g), _expand(zero_point, g), quant_min, quant_max)
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    """float64 stays float64 (the tests' slow references); anything else computes in float32."""
+    return t.detach().to(torch.float64 if t.dtype == torch.float64 else torch.float32)
+
+
+def _round(w: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, quant_min: int, quant_max: int) -> torch.Tensor:
+    """``clamp(round(w * (1 / scale)) + zero_point)``: torch's fake_quantize multiplies by 1 / scale."""
+    return (torch.round(w * (1.0 / scale)) + zero_point).clamp(quant_min, quant_max).to(torch.int16)
 
 
 def dequantize(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
@@ -120,7 +128,7 @@ def dequantize(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tenso
     if codes.is_floating_point():
         raise TypeError(f"`codes` must be an integer tensor; got dtype {codes.dtype}")
     g = _check_qparams(codes.shape, scale, zero_point)
-    return (codes.float() - _expand(zero_point, g).float()) * _expand(scale, g)
+    return (codes.to(scale.dtype) - _expand(zero_point, g).to(scale.dtype)) * _expand(scale, g)
 
 
 def _check_qparams(shape: torch.Size, scale: torch.Tensor, zero_point: torch.Tensor) -> int:
