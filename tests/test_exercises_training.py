@@ -177,6 +177,52 @@ def forgot_the_last_update(step, amount, start_step, end_step, every):
     return amount * (1 - (1 - (last - start_step) / (end_step - start_step)) ** 3)
 
 
+def pops_from_counts(counts):
+    """Builds the heap by popping the caller's dict empty: the lengths are right, the caller's counts are gone."""
+    tie = itertools.count()
+    heap = []
+    while counts:
+        s, c = counts.popitem()
+        heap.append((c, next(tie), [s]))
+    heapq.heapify(heap)
+    lengths = {s: 0 for _, _, (s,) in heap}
+    while len(heap) > 1:
+        c1, _, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        for s in s1 + s2:
+            lengths[s] += 1
+        heapq.heappush(heap, (c1 + c2, next(tie), s1 + s2))
+    return lengths
+
+
+def round_half_up(x, scale, zero_point, quant_min, quant_max):
+    q = torch.floor(x / scale + 0.5) + zero_point  # the school rule: halves up
+    inside = ((q >= quant_min) & (q <= quant_max)).float()
+    fake = (torch.clamp(q, quant_min, quant_max) - zero_point) * scale
+    return fake.detach() + inside * (x - x.detach())
+
+
+def float32_always(x, scale, zero_point, quant_min, quant_max):
+    return fake_quantize_ste(x.float(), scale, zero_point, quant_min, quant_max)
+
+
+def divides_x_in_place(x, scale, zero_point, quant_min, quant_max):
+    x /= scale  # writes into the caller's tensor
+    q = torch.round(x) + zero_point
+    inside = ((q >= quant_min) & (q <= quant_max)).float()
+    fake = (torch.clamp(q, quant_min, quant_max) - zero_point) * scale
+    return fake.detach() + inside * (x * scale - (x * scale).detach())
+
+
+def updates_at_multiples_of_every(step, amount, start_step, end_step, every):
+    """Updates at every, 2 every, ... (from step 0) instead of start_step, start_step + every, ..."""
+    if step < start_step:
+        return 0.0
+    last = end_step if step >= end_step else max(start_step, step - step % every)
+    p = (last - start_step) / (end_step - start_step)
+    return amount - amount * (1 - p) ** 3
+
+
 def stub(*args):
     raise NotImplementedError  # your code here
 
@@ -188,6 +234,7 @@ WRONG = {
         (shannon_lengths, "Shannon's lengths"),
         (merge_two_largest, "you merged the two LARGEST counts"),
         (frequent_gets_longest, "the most frequent symbols must get the shortest codes"),
+        (pops_from_counts, "changed its argument `counts`"),
     ]),
     "fake_quantize_ste": (ex.check_fake_quantize_ste, fake_quantize_ste, [
         (no_ste, "the gradient is zero everywhere"),
@@ -196,6 +243,9 @@ WRONG = {
         (unrounded_range, "test the ROUNDED value"),
         (floor_forward, "floor instead of round"),
         (integers_returned, "you returned the integers"),
+        (round_half_up, "halves rounded up"),
+        (float32_always, "must keep it; got torch.float32"),
+        (divides_x_in_place, "changed its argument `x`"),
     ]),
     "pruning_schedule": (ex.check_pruning_schedule, pruning_schedule, [
         (linear_schedule, "linear, not cubic"),
@@ -204,6 +254,7 @@ WRONG = {
         (reached_at_start, "the sparsity is reached at the start"),
         (no_hold, "the masks change only every"),
         (forgot_the_last_update, "the last update happens at end_step"),
+        (updates_at_multiples_of_every, "count from start_step"),
     ]),
 }
 
@@ -318,3 +369,33 @@ def test_compresskit_codings_huffman_code_passes_the_checker(capsys):
         (counts,) = case.args
         assert ex._compare_lengths(ex._huffman_reference(counts), coding.code_lengths(counts)) is None, case.description
     assert ex.check_huffman_lengths(lambda counts: {s: len(c) for s, c in coding.huffman_code(counts).items()}) is True
+
+
+def test_numpy_integer_code_lengths_are_whole_numbers_of_bits(capsys):
+    """Lengths read out of a numpy array (np.int64) are whole numbers: accepted, not "not whole numbers of bits"."""
+    import numpy as np
+
+    def from_numpy(counts):
+        symbols = list(counts)
+        lengths = np.array([huffman_lengths(counts)[s] for s in symbols], dtype=np.int64)
+        return dict(zip(symbols, lengths))
+
+    assert ex.check_huffman_lengths(from_numpy) is True
+    assert ex.check_huffman_lengths(lambda counts: {s: float(n) for s, n in huffman_lengths(counts).items()}) is False
+    assert "whole numbers of bits" in capsys.readouterr().out
+
+
+def test_the_new_ste_cases_sit_on_ties_and_keep_float64():
+    x, scale, zero_point, qmin, qmax = next(c.args for c in ex.STE_CASES if "half steps" in c.description)
+    v = x / scale
+    assert ((v - v.floor()) == 0.5).sum() >= 6 and zero_point % 2 == 1
+    ties = torch.round(v) != torch.floor(v + 0.5)
+    assert (ties & ((torch.floor(v + 0.5) + zero_point < qmin) | (torch.floor(v + 0.5) + zero_point > qmax)
+                    | (torch.round(v) + zero_point < qmin) | (torch.round(v) + zero_point > qmax))).any()  # a tie on the range's edge
+    x64 = next(c.args[0] for c in ex.STE_CASES if "float64" in c.description)
+    assert x64.dtype == torch.float64
+    assert fake_quantize_ste(x64.clone().requires_grad_(True), 0.1, 0, -8, 7).dtype == torch.float64
+
+
+def test_the_schedule_has_a_start_that_is_not_a_multiple_of_every():
+    assert any(c.args[2] % c.args[4] for c in ex.SCHEDULE_CASES)

@@ -6,19 +6,23 @@ and returns a bool; none raises because of the learner's code.
   prefix code (Kraft's sum at most 1) and costs as few bits as Huffman's is accepted. Rejected,
   with the mistake named: fixed-width lengths, every length one too long (the root counted as
   depth 1), Shannon's lengths ceil(log2 1/p), merging the two largest counts instead of the
-  two smallest, and the longest codes given to the most frequent symbols.
+  two smallest, and the longest codes given to the most frequent symbols. Lengths may be
+  numpy integers (read out of an array); ``counts`` must be left unchanged.
 * :func:`check_fake_quantize_ste`: fake quantization with a straight-through estimator, forward
   and gradient, checked against ``torch.fake_quantize_per_tensor_affine``. Rejected, named: a
   gradient of zero everywhere (``round`` has no gradient), of one everywhere (no clipping),
   a strict (exclusive) range, the range tested on the unrounded value, ``floor`` instead of
-  ``round``, no clamp, and the integers returned without dequantizing.
+  ``round``, no clamp, the integers returned without dequantizing, halves rounded up instead of
+  to even (exact half steps with an odd zero point, at the range's ends too), a float64 ``x``
+  returned as float32, and an answer that writes into ``x`` (``x /= scale``).
 * :func:`check_pruning_schedule`: the sparsity the masks hold after training step ``t`` when
   a pruning callback follows Zhu & Gupta's cubic schedule and updates the masks every
   ``every`` steps (and at ``end_step``), as :class:`compresskit.pruning.GradualPruner` does.
   Rejected, named: linear instead of cubic, no hold between updates, holding from the next
   update instead of the last, off by one step, not clamped after ``end_step`` or before
   ``start_step``, the initial and final sparsities swapped (the sparsity reached at the start),
-  the cubic turned the wrong way (slow first), and the last update at ``end_step`` forgotten.
+  the cubic turned the wrong way (slow first), the last update at ``end_step`` forgotten, and
+  updates at the multiples of ``every`` instead of counting from ``start_step``.
 
 References
 ----------
@@ -33,10 +37,12 @@ References
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Hashable, Mapping
 
+import numpy as np
 import torch
 
 from compresskit.course.checker import Case, Expected, check_function, close, describe, naming_mistakes
@@ -108,9 +114,9 @@ def _compare_lengths(expected: _HuffmanAnswer, got: Any) -> str | None:
         return f"expected a dict {{symbol: code length}}, got {type(got).__name__} {describe(got)}"
     if set(got) != set(counts):
         return f"expected one length for each symbol {sorted(counts, key=str)}, got keys {sorted(got, key=str)}"
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in got.values()):
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in got.values()):
         return f"lengths must be whole numbers of bits (int); got {describe(got)}"
-    lengths = dict(got)
+    lengths = {s: int(v) for s, v in got.items()}  # numpy integers (np.int64 from an array) count as whole numbers
     if _is_optimal(counts, lengths, expected.optimal_bits):
         return None
     bits = _bits(counts, lengths) if all(v >= 0 for v in lengths.values()) else None
@@ -152,14 +158,18 @@ def _forward_backward(fn: Callable[..., torch.Tensor]) -> Callable[..., tuple[to
     ``(output, gradient with respect to x)``."""
 
     def run(x: torch.Tensor, scale: float, zero_point: int, quant_min: int, quant_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.detach().clone().requires_grad_(True)
-        y = fn(x, scale, zero_point, quant_min, quant_max)
+        leaf = x.detach().clone().requires_grad_(True)
+        given = leaf.clone()  # not a leaf, so an answer that writes into it (x /= scale) runs, and is seen
+        y = fn(given, scale, zero_point, quant_min, quant_max)
+        if not torch.equal(given.detach(), leaf.detach()):
+            with torch.no_grad():
+                x.copy_(given.detach())  # the caller's x changes too: check_function names the argument
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"return a tensor; got {type(y).__name__}")
-        upstream = torch.linspace(0.5, 1.5, x.numel()).reshape(x.shape)  # not all ones: a scaled gradient shows
+        upstream = torch.linspace(0.5, 1.5, x.numel(), dtype=x.dtype).reshape(x.shape)  # not all ones: a scaled gradient shows
         if y.requires_grad:
             (y * upstream).sum().backward()
-        grad = x.grad if x.grad is not None else torch.zeros_like(x)
+        grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
         return y.detach(), grad.detach()
 
     return run
@@ -171,7 +181,7 @@ def _torch_fake_quantize(x: torch.Tensor, scale: float, zero_point: int, quant_m
 
 def _ste_expected(x: torch.Tensor, scale: float, zero_point: int, quant_min: int, quant_max: int) -> Expected:
     y, grad = _forward_backward(_torch_fake_quantize)(x, scale, zero_point, quant_min, quant_max)
-    upstream = torch.linspace(0.5, 1.5, x.numel()).reshape(x.shape)
+    upstream = torch.linspace(0.5, 1.5, x.numel(), dtype=x.dtype).reshape(x.shape)
     unrounded = x / scale + zero_point
     q = torch.round(unrounded)
     return Expected((y, grad), mistakes=(
@@ -187,14 +197,27 @@ def _ste_expected(x: torch.Tensor, scale: float, zero_point: int, quant_min: int
         (((torch.clamp(torch.floor(unrounded), quant_min, quant_max) - zero_point) * scale, grad),
          "floor instead of round in the forward: round to the nearest level"),
         (((q - zero_point) * scale, grad), "the forward does not clamp to [quant_min, quant_max]"),
+        _round_half_up(x, scale, zero_point, quant_min, quant_max, upstream),
         ((torch.clamp(q, quant_min, quant_max), grad), "you returned the integers: dequantize, (q - zero_point) * scale"),
         (((torch.clamp(torch.round(x / scale), quant_min, quant_max)) * scale, grad),
          "the zero point is missing: q = round(x / scale) + zero_point, and x_hat = (q - zero_point) * scale"),
     ))
 
 
+def _round_half_up(x: torch.Tensor, scale: float, zero_point: int, quant_min: int, quant_max: int,
+                   upstream: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], str]:
+    """floor(v + 0.5): halves rounded up, where torch.round (and torch's fake quantization) rounds them to even."""
+    q = torch.floor(x / scale + 0.5) + zero_point
+    inside = (q >= quant_min) & (q <= quant_max)
+    return (((torch.clamp(q, quant_min, quant_max) - zero_point) * scale, upstream * inside),
+            "halves rounded up (floor(v + 0.5)): torch.round, like torch's fake quantization, rounds a half to the "
+            "nearest EVEN integer (2.5 -> 2, -3.5 -> -4)")
+
+
 def _compare_ste(expected: tuple[torch.Tensor, torch.Tensor], got: Any) -> str | None:
     y, grad = expected
+    if isinstance(got[0], torch.Tensor) and got[0].dtype != y.dtype:
+        return f"dtype: x is {y.dtype} and the result must keep it; got {got[0].dtype} (do not call .float() on x)"
     reason = close(y, got[0], rtol=1e-5, atol=1e-6)
     if reason:
         return f"forward: {reason}"
@@ -218,6 +241,9 @@ STE_CASES = [
          (_x(-1.5, -0.8, -0.7, -0.1, 0.0, 0.3, 1.0, 2.9, 3.0, 3.3, 5.0), 0.25, 3, 0, 15)),
     Case("a 3 x 4 weight at 2 bits [-2, 1], scale 0.5",
          (torch.tensor([[-1.3, -0.9, -0.2, 0.1], [0.4, 0.6, 0.74, 0.9], [-1.1, 1.2, -0.6, 0.26]]), 0.5, 0, -2, 1)),
+    Case("exact half steps, odd zero point 3, [0, 15], scale 0.5: halves round to even, at both ends of the range too",
+         (_x(0.25, 0.75, -0.25, 1.25, -1.75, -1.25, 5.75, 6.25, 0.3), 0.5, 3, 0, 15)),
+    Case("float64 input: the result keeps x's dtype", (torch.tensor([-1.3, -0.26, 0.0, 0.41, 0.77, 2.0], dtype=torch.float64), 0.1, 0, -8, 7)),
 ]
 
 
@@ -226,7 +252,9 @@ def check_fake_quantize_ste(fn: Callable[[torch.Tensor, float, int, int, int], t
     ``(clamp(round(x / scale) + zero_point, quant_min, quant_max) - zero_point) * scale``, built so
     that autograd gives the straight-through gradient: the incoming gradient where
     ``round(x / scale) + zero_point`` lies in [quant_min, quant_max] (inclusive), zero elsewhere.
-    The checker compares the output and the gradient with ``torch.fake_quantize_per_tensor_affine``."""
+    The result keeps x's dtype (float32 or float64), ``x`` itself is left unchanged, and halves
+    round to even as ``torch.round`` does. The checker compares the output and the gradient with
+    ``torch.fake_quantize_per_tensor_affine``."""
     return check_function(_forward_backward(fn), reference=_ste_expected, cases=STE_CASES,
                           name="fake_quantize_ste", compare=naming_mistakes(_compare_ste),
                           hint="q = torch.round(x / scale) + zero_point; inside = (q >= quant_min) & (q <= quant_max); "
@@ -289,6 +317,11 @@ def _schedule_expected(step: int, amount: float, start_step: int, end_step: int,
     if step < start_step:
         mistakes.append((cubic(unclamped), "not clamped before start_step: the model is dense (sparsity 0) until "
                                            "start_step (clip the progress at 0)"))
+    from_zero = step // every * every  # multiples of `every` counted from step 0, not from start_step
+    if start_step <= from_zero < end_step and start_step % every and step < end_step:
+        mistakes.append((cubic_sparsity(from_zero, amount, start_step, end_step),
+                         f"the updates come at start_step, start_step + every, ... ({start_step}, {start_step + every}, ...), "
+                         f"not at the multiples of every ({every}, {2 * every}, ...): count from start_step"))
     return Expected(_schedule_reference(step, amount, start_step, end_step, every), mistakes=tuple(mistakes))
 
 
@@ -311,6 +344,8 @@ SCHEDULE_CASES = [
     Case("start 0, end 100, every 30: the update of step 90 holds at step 99", (99, 0.9, 0, 100, 30)),
     Case("start 0, end 100, every 30: a last update at end_step 100, not a multiple of 30", (100, 0.9, 0, 100, 30)),
     Case("every step (every = 1): the plain cubic at step 37", (37, 0.75, 0, 100, 1)),
+    Case("start 5, every 10: updates at 5, 15, 25, ...; at step 27 the update of step 25 holds", (27, 0.9, 5, 105, 10)),
+    Case("start 5, every 10: at step 104 the update of step 95 holds", (104, 0.9, 5, 105, 10)),
 ]
 
 
