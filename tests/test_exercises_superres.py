@@ -1,6 +1,7 @@
-"""Each super-resolution checker accepts an independent worked answer, rejects the plausible
-wrong answers a learner writes (each with a message that names the mistake) and reports an
-untouched stub as not attempted.
+"""Each super-resolution checker keeps the exercise contract (tests/exercise_contract.py): it
+accepts an independent worked answer, rejects at least three plausible wrong answers with a
+message that names the mistake, reports an untouched stub, and never raises. Every mistake
+message a checker knows is triggered by one of the wrong answers below.
 
 The worked answers below are written here, in plain Python and torch loops, not taken from
 compresskit: a checker is tested against answers it did not compute itself.
@@ -13,6 +14,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_contract import contract_tests
 
 from compresskit.course.exercises import superres as ex
 
@@ -132,49 +134,119 @@ def shuffle_tiles(t, r):
     return t.reshape(n, c, r, r, h, w).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h * r, w * r)
 
 
-CHECKS = [
-    (ex.check_upsample_bilinear, upsample_bilinear),
-    (ex.check_psnr_per_image, psnr_per_image),
-    (ex.check_pixel_shuffle, pixel_shuffle),
-]
-
-WRONG = [
-    (ex.check_upsample_bilinear, bilinear_align_corners, "equals align_corners=True"),
-    (ex.check_upsample_bilinear, bilinear_half_pixel_off, "equals a half-pixel shift"),
-    (ex.check_upsample_bilinear, bilinear_is_nearest, "equals nearest-neighbour"),
-    (ex.check_psnr_per_image, psnr_peak_255, "equals PSNR with peak 255"),
-    (ex.check_psnr_per_image, psnr_wrong_axis, "averaged over the wrong axes"),
-    (ex.check_psnr_per_image, psnr_no_crop, "equals PSNR without the border crop"),
-    (ex.check_psnr_per_image, psnr_crop_one_side, "top and left only"),
-    (ex.check_pixel_shuffle, shuffle_plain_reshape, "channels and space mixed up"),
-    (ex.check_pixel_shuffle, shuffle_channels_last, "equals channel index (i r + j) C + c"),
-    (ex.check_pixel_shuffle, shuffle_offsets_swapped, "sub-pixel offsets swapped"),
-    (ex.check_pixel_shuffle, shuffle_tiles, "r x r tiles"),
-]
+def bilinear_unclamped(image, r):  # x < 0 at the top and left: Python's index -1 reads the last pixel
+    h, w = image.shape
+    out = torch.empty(h * r, w * r, dtype=image.dtype)
+    for i in range(h * r):
+        y = (i + 0.5) / r - 0.5
+        y0, ty = math.floor(y), y - math.floor(y)
+        y1 = min(y0 + 1, h - 1)
+        for j in range(w * r):
+            x = (j + 0.5) / r - 0.5
+            x0, tx = math.floor(x), x - math.floor(x)
+            x1 = min(x0 + 1, w - 1)
+            out[i, j] = (1 - ty) * ((1 - tx) * image[y0, x0] + tx * image[y0, x1]) + ty * (
+                (1 - tx) * image[y1, x0] + tx * image[y1, x1])
+    return out
 
 
-@pytest.mark.parametrize("check, solution", CHECKS, ids=[c[0].__name__ for c in CHECKS])
-def test_checker_accepts_an_independent_worked_answer(check, solution, capsys):
-    assert check(solution) is True
-    assert "all" in capsys.readouterr().out
+def bilinear_in_float32(image, r):  # torch.zeros defaults to float32
+    out = torch.zeros(image.shape[0] * r, image.shape[1] * r)
+    out[:] = F.interpolate(image[None, None].double(), scale_factor=r, mode="bilinear", align_corners=False)[0, 0]
+    return out
 
 
-@pytest.mark.parametrize("check, wrong, words", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_checker_rejects_a_plausible_wrong_answer_and_names_it(check, wrong, words, capsys):
-    assert check(wrong) is False
-    out = capsys.readouterr().out
-    assert "checks failed" in out and words in out, out
+def psnr_20_log10(x, y, c):
+    if c:
+        x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
+    return 20 * torch.log10(1.0 / ((x - y) ** 2).mean(dim=(1, 2)))
 
 
-@pytest.mark.parametrize("check", [c[0] for c in CHECKS])
-def test_every_checker_has_at_least_three_wrong_answers(check):
-    assert sum(w[0] is check for w in WRONG) >= 3
+def psnr_one_for_the_batch(x, y, c):
+    if c:
+        x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
+    return 10 * torch.log10(1.0 / ((x.double() - y.double()) ** 2).mean())
 
 
-@pytest.mark.parametrize("check, solution", CHECKS, ids=[c[0].__name__ for c in CHECKS])
-def test_checker_reports_a_stub_as_not_attempted(check, solution, capsys):
-    assert check(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
+def psnr_peak_from_x(x, y, c):  # the image's own brightest pixel as the peak
+    if c:
+        x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
+    x, y = x.double(), y.double()
+    return 10 * torch.log10(x.amax(dim=(1, 2)) ** 2 / ((x - y) ** 2).mean(dim=(1, 2)))
+
+
+def psnr_peak_from_y(x, y, c):
+    if c:
+        x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
+    x, y = x.double(), y.double()
+    return 10 * torch.log10(y.max(dim=1).values.max(dim=1).values ** 2 / ((x - y) ** 2).mean(dim=(1, 2)))
+
+
+def psnr_in_float32(x, y, c):
+    if c:
+        x, y = x[:, c:-c, c:-c], y[:, c:-c, c:-c]
+    return 10 * torch.log10(1.0 / ((x.float() - y.float()) ** 2).mean(dim=(1, 2)))
+
+
+def psnr_crops_in_place(x, y, c):  # writes the errors into x
+    x -= y
+    if c:
+        x = x[:, c:-c, c:-c]
+    return 10 * torch.log10(1.0 / (x.double() ** 2).mean(dim=(1, 2)))
+
+
+def shuffle_into_float32(t, r):  # torch.empty defaults to float32
+    n, cr2, h, w = t.shape
+    out = torch.empty(n, cr2 // (r * r), h * r, w * r)
+    out[:] = F.pixel_shuffle(t, r)
+    return out
+
+
+WRITE = "your function changed its argument `"
+
+WRONG = {
+    "upsample_bilinear": (ex.check_upsample_bilinear, upsample_bilinear, [
+        (bilinear_align_corners, "equals align_corners=True"),
+        (bilinear_half_pixel_off, "equals a half-pixel shift"),
+        (bilinear_is_nearest, "equals nearest-neighbour"),
+        (bilinear_unclamped, "equals no clamp at the top and left edges"),
+        (bilinear_in_float32, "dtype: the input is torch.float64, your answer is torch.float32"),
+    ]),
+    "psnr_per_image": (ex.check_psnr_per_image, psnr_per_image, [
+        (psnr_peak_255, "equals PSNR with peak 255"),
+        (psnr_wrong_axis, "averaged over the wrong axes"),
+        (psnr_no_crop, "equals PSNR without the border crop"),
+        (psnr_crop_one_side, "top and left only"),
+        (psnr_20_log10, "equals 20 log10(1 / MSE)"),
+        (psnr_one_for_the_batch, "equals one PSNR for the whole batch"),
+        (psnr_peak_from_x, "equals the image's own maximum as the peak"),
+        (psnr_peak_from_y, "equals the reference image's own maximum as the peak"),
+        (psnr_in_float32, "dtype: the input is torch.float64, your answer is torch.float32"),
+        (psnr_crops_in_place, WRITE + "x`"),
+    ]),
+    "pixel_shuffle": (ex.check_pixel_shuffle, pixel_shuffle, [
+        (shuffle_plain_reshape, "channels and space mixed up"),
+        (shuffle_channels_last, "equals channel index (i r + j) C + c"),
+        (shuffle_offsets_swapped, "sub-pixel offsets swapped"),
+        (shuffle_tiles, "r x r tiles"),
+        (shuffle_into_float32, "dtype: the input is torch.float64, your answer is torch.float32"),
+    ]),
+}
+
+globals().update(contract_tests(WRONG, stub))
+
+MISTAKES = {"upsample_bilinear": ex.BILINEAR_MISTAKES, "psnr_per_image": ex.PSNR_MISTAKES, "pixel_shuffle": ex.SHUFFLE_MISTAKES}
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_every_mistake_message_is_triggered_by_a_wrong_answer(name, capsys):
+    check, _, wrongs = WRONG[name]
+    printed = ""
+    for answer, _ in wrongs:
+        check(answer)
+        printed += capsys.readouterr().out
+    never = [m for m in MISTAKES[name] if m not in printed]
+    assert not never, f"mistake messages no wrong answer triggers: {never}"
 
 
 def test_the_worked_answers_agree_with_torch():

@@ -7,7 +7,10 @@ bool. A stub that raises ``NotImplementedError`` is reported as not attempted.
 When an answer is wrong, the checker also computes the plausible mistakes on the same input
 (``align_corners=True``, a half-pixel shift, the peak 255 on [0, 1] images, channels and
 space mixed up in the shuffle, ...) and, if the answer equals one of them, says which: the
-learner reads the name of the mistake, not only "entries differ".
+learner reads the name of the mistake, not only "entries differ". The inputs include what real
+mistakes need to show: dark images whose maximum is below the range (a peak taken from
+``img.max()``), the left edge where an unclamped coordinate wraps to the last pixel, and float64
+inputs whose dtype must be kept.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _diagnosing(reference: Variant, mistakes: dict[str, Variant]) -> tuple[Varia
     def compare(expected: Any, got: Any) -> str | None:
         reason = close(expected, got)
         if reason is None:
-            return None
+            return _dtype_kept(seen["args"], got)
         for name, mistake in mistakes.items():
             try:
                 if close(mistake(*seen["args"]), got) is None:
@@ -45,6 +48,15 @@ def _diagnosing(reference: Variant, mistakes: dict[str, Variant]) -> tuple[Varia
         return reason
 
     return remembering, compare
+
+
+def _dtype_kept(args: tuple, got: Any) -> str | None:
+    """A float64 input gives a float64 answer (float32 would lose precision the learner asked for)."""
+    dtypes = [a.dtype for a in args if isinstance(a, torch.Tensor)]
+    if dtypes and dtypes[0] == torch.float64 and isinstance(got, torch.Tensor) and got.dtype != torch.float64:
+        return (f"dtype: the input is torch.float64, your answer is {got.dtype}: keep the input's dtype (create "
+                "new tensors with dtype=<input>.dtype; torch.zeros / torch.empty default to float32)")
+    return None
 
 
 # --- 1. bilinear upsampling -----------------------------------------------------------------
@@ -72,11 +84,29 @@ BILINEAR_MISTAKES: dict[str, Variant] = {
         lambda img, r: _bilinear_at(img, r, lambda m, n: torch.arange(m, dtype=torch.float64) / r),
     "nearest-neighbour upsampling (each pixel repeated r times), not bilinear":
         lambda img, r: img.repeat_interleave(r, 0).repeat_interleave(r, 1),
+    "no clamp at the top and left edges: there x = (0 + 0.5) / r - 0.5 is negative, floor(x) = -1 and in[-1] "
+    "reads the LAST pixel; clamp x to [0, n - 1] first": lambda img, r: _bilinear_unclamped(img, r),
 }
 
 
+def _bilinear_unclamped(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bilinear without clamping x below: index -1 wraps around to the last pixel, as Python's indexing does."""
+    out = image.double()
+    for axis in (0, 1):
+        n = out.shape[axis]
+        x = (torch.arange(n * scale, dtype=torch.float64) + 0.5) / scale - 0.5
+        left = x.floor().long()
+        t = x - left
+        right = (left + 1).clamp(max=n - 1)
+        a, b = out.index_select(axis, left % n), out.index_select(axis, right % n)
+        t = t[:, None] if axis == 0 else t[None, :]
+        out = a * (1 - t) + b * t
+    return out.to(image.dtype)
+
+
 def check_upsample_bilinear(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
-    """``fn(image (H, W), scale) -> (H r, W r)``: bilinear, half-pixel aligned (``align_corners=False``)."""
+    """``fn(image (H, W), scale) -> (H r, W r)``: bilinear, half-pixel aligned (``align_corners=False``),
+    of the image's dtype."""
     ramp = torch.arange(5, dtype=torch.float32)[None, :].repeat(4, 1)
     g = torch.Generator().manual_seed(0)
     cases = [
@@ -85,6 +115,7 @@ def check_upsample_bilinear(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> 
         Case("a random 5 x 3 image at x3: x = (i + 0.5) / 3 - 0.5, clamped to [0, n - 1] at the edges",
              (torch.rand(5, 3, generator=g), 3)),
         Case("a single bright pixel at x4", (torch.nn.functional.pad(torch.ones(1, 1), (1, 1, 1, 1)), 4)),
+        Case("a float64 3 x 4 image at x2: the answer stays float64", (torch.rand(3, 4, generator=g, dtype=torch.float64), 2)),
     ]
     reference, compare = _diagnosing(lambda img, r: upsample_bilinear(img, r), BILINEAR_MISTAKES)
     return check_function(
@@ -101,7 +132,7 @@ def reference_psnr_per_image(x: torch.Tensor, y: torch.Tensor, crop_border: int)
     return torch.tensor([psnr(a, b, data_range=1.0, crop_border=crop_border) for a, b in zip(x, y)], dtype=torch.float64)
 
 
-def _psnr_variant(x: torch.Tensor, y: torch.Tensor, c: int, *, peak: float = 1.0, crop: str = "both",
+def _psnr_variant(x: torch.Tensor, y: torch.Tensor, c: int, *, peak: float | str = 1.0, crop: str = "both",
                   dims: tuple[int, ...] = (1, 2), factor: float = 10.0) -> torch.Tensor:
     x, y = x.double(), y.double()
     if c and crop == "both":
@@ -109,6 +140,8 @@ def _psnr_variant(x: torch.Tensor, y: torch.Tensor, c: int, *, peak: float = 1.0
     elif c and crop == "start":
         x, y = x[:, c:, c:], y[:, c:, c:]
     mse = ((x - y) ** 2).mean(dim=dims)
+    if isinstance(peak, str):  # each image's own maximum, of x or of y (after the crop)
+        peak = (x if peak == "x" else y).amax(dim=(1, 2))
     return factor * torch.log10(peak**2 / mse)
 
 
@@ -125,11 +158,16 @@ PSNR_MISTAKES: dict[str, Variant] = {
         lambda x, y, c: _psnr_variant(x, y, c, dims=(0, 1, 2)),
     "20 log10(1 / MSE): it is 10 log10(peak^2 / MSE) (or 20 log10(peak / RMSE))":
         lambda x, y, c: _psnr_variant(x, y, c, factor=20.0),
+    "the image's own maximum as the peak (x.max()): the peak is the range the values can take, 1.0 for images "
+    "in [0, 1], however dark the image": lambda x, y, c: _psnr_variant(x, y, c, peak="x"),
+    "the reference image's own maximum as the peak (y.max()): the peak is the range the values can take, 1.0 for "
+    "images in [0, 1], however dark the image": lambda x, y, c: _psnr_variant(x, y, c, peak="y"),
 }
 
 
 def check_psnr_per_image(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
-    """``fn(x, y, crop_border) -> (N,)``: the PSNR in dB of each image of two batches (N, H, W) in [0, 1]."""
+    """``fn(x, y, crop_border) -> (N,)``: the PSNR in dB of each image of two batches (N, H, W) in [0, 1],
+    peak 1.0 whatever the images hold; float64 for float64 images."""
     g = torch.Generator().manual_seed(1)
     clean = torch.rand(3, 10, 12, generator=g)
     noisy = (clean + 0.05 * torch.randn(3, 10, 12, generator=g)).clamp(0, 1)
@@ -141,6 +179,8 @@ def check_psnr_per_image(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.T
              (clean, _edge_errors(clean), 1)),
         Case("images of different brightness: each image's own MSE", (clean * torch.tensor([1.0, 0.5, 0.2])[:, None, None],
                                                                       noisy * torch.tensor([1.0, 0.5, 0.2])[:, None, None], 0)),
+        Case("dark images, no pixel above 0.4: the peak is still 1.0, the range of [0, 1]", (0.4 * clean, 0.4 * noisy, 1)),
+        Case("float64 images: the answer stays float64", (clean.double(), noisy.double(), 0)),
     ]
     reference, compare = _diagnosing(reference_psnr_per_image, PSNR_MISTAKES)
     return check_function(
@@ -190,7 +230,8 @@ SHUFFLE_MISTAKES: dict[str, Variant] = {
 
 
 def check_pixel_shuffle(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool:
-    """``fn(t (N, C r^2, H, W), r) -> (N, C, H r, W r)``, equal to ``torch.nn.functional.pixel_shuffle``."""
+    """``fn(t (N, C r^2, H, W), r) -> (N, C, H r, W r)``, equal to ``torch.nn.functional.pixel_shuffle``
+    (the dtype kept)."""
     cases = [
         Case("one image, one output channel, r = 2, 2 x 3 maps (values = their flat index)",
              (torch.arange(24.0).reshape(1, 4, 2, 3), 2)),
@@ -199,6 +240,7 @@ def check_pixel_shuffle(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool
         Case("r = 3, 3 x 2 maps: offsets i = y mod 3 (row), j = x mod 3 (column)",
              (torch.arange(9 * 3 * 2.0).reshape(1, 9, 3, 2), 3)),
         Case("three output channels, r = 2, random values", (torch.rand(1, 12, 3, 4, generator=torch.Generator().manual_seed(3)), 2)),
+        Case("float64 maps, r = 2: the answer stays float64", (torch.rand(1, 8, 2, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64), 2)),
     ]
     reference, compare = _diagnosing(lambda t, r: F.pixel_shuffle(t, r), SHUFFLE_MISTAKES)
     return check_function(
