@@ -4,6 +4,8 @@
   int4 packing, and a real file of codes, fp16 scales and zero points.
 """
 
+from compresskit.llm.awq import AWQSearch, awq_scales, awq_search
+from compresskit.llm.folding import fold_scales
 from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import (
     QuantizedWeight,
@@ -20,6 +22,10 @@ from compresskit.llm.groupwise import (
 )
 
 __all__ = [
+    "AWQSearch",
+    "awq_scales",
+    "awq_search",
+    "fold_scales",
     "gptq",
     "gptq_hessian",
     "QuantizedWeight",
