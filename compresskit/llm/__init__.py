@@ -6,6 +6,7 @@
 
 from compresskit.llm.awq import AWQSearch, awq_scales, awq_search
 from compresskit.llm.folding import fold_scales
+from compresskit.llm.smoothquant import Outliers, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
 from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import (
     QuantizedWeight,
@@ -22,6 +23,11 @@ from compresskit.llm.groupwise import (
 )
 
 __all__ = [
+    "Outliers",
+    "activation_outliers",
+    "int8_decomposition",
+    "smooth_scales",
+    "w8a8_linear",
     "AWQSearch",
     "awq_scales",
     "awq_search",
