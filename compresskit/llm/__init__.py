@@ -7,6 +7,7 @@
 from compresskit.llm.awq import AWQSearch, awq_scales, awq_search
 from compresskit.llm.folding import fold_scales
 from compresskit.llm.smoothquant import Outliers, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
+from compresskit.llm.kernel import MatMulNBitsLinear, kernel_latency, matmul_nbits_model
 from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import (
     QuantizedWeight,
@@ -23,6 +24,9 @@ from compresskit.llm.groupwise import (
 )
 
 __all__ = [
+    "MatMulNBitsLinear",
+    "kernel_latency",
+    "matmul_nbits_model",
     "Outliers",
     "activation_outliers",
     "int8_decomposition",
