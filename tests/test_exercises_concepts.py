@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from exercise_contract import contract_tests
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -70,27 +71,127 @@ def stub(*args):
     raise NotImplementedError  # your code here
 
 
-# --- every checker: accepts, rejects, reports a stub ----------------------------------------
-
-CHECKERS = [
-    (concepts.check_count_nonzero, count_nonzero),
-    (concepts.check_tensor_bytes, tensor_bytes),
-    (concepts.check_layer_macs, layer_macs),
-    (concepts.check_ratio_and_saving, ratio_and_saving),
-]
+MASKED = "an MLP pruned with torch.nn.utils.prune, mask still attached"
 
 
-@pytest.mark.parametrize("checker, solution", CHECKERS, ids=lambda f: getattr(f, "__name__", ""))
-def test_checker_accepts_the_worked_answer(checker, solution, capsys):
-    assert checker(solution) is True
-    out = capsys.readouterr().out
-    assert "all" in out and "checks pass" in out
+# --- plausible wrong answers, and the words the checker must print for each ----------------
+
+def positives(model):
+    return sum(int((p > 0).sum()) for _, p in measure.effective_parameters(model))
 
 
-@pytest.mark.parametrize("checker, _", CHECKERS, ids=lambda f: getattr(f, "__name__", ""))
-def test_checker_reports_a_stub_as_not_attempted(checker, _, capsys):
-    assert checker(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
+def state_dict_entries(model):
+    return sum(int((t != 0).sum()) for t in model.state_dict().values())
+
+
+def weights_only(model):
+    return sum(int((m.weight != 0).sum()) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+
+
+def via_parameters(model):  # the hint of old: counts `weight_orig`, which has no zeros from the mask
+    return sum(int((p != 0).sum()) for p in model.parameters())
+
+
+def zeroes_the_model_it_counts(model):  # counts, then "cleans up" the caller's model
+    n = count_nonzero(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    return n
+
+
+def _bits(dtype):
+    return torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits
+
+
+def tb_bits(numel, dtype):
+    if numel < 0:
+        raise ValueError("negative")
+    return numel * _bits(dtype)
+
+
+def tb_elements(numel, dtype):
+    if numel < 0:
+        raise ValueError("negative")
+    return torch.zeros(numel, dtype=dtype).numel()
+
+
+def tb_true_division(numel, dtype):
+    if numel < 0:
+        raise ValueError("negative")
+    return numel * _bits(dtype) / 8
+
+
+def tb_off_by_three(numel, dtype):  # a count has no tolerance: 340011 is not 340008
+    return tensor_bytes(numel, dtype) + (3 if numel == 85002 else 0)
+
+
+def tb_no_check(numel, dtype):
+    return numel * dtype.itemsize
+
+
+def tb_numpy_integer_off_by_one(numel, dtype):  # a numpy integer is judged on its value, not refused for its type
+    return np.int64(tensor_bytes(numel, dtype)) + (1 if numel == 1000 else 0)
+
+
+def _macs_with(**mistake):
+    return lambda layer, input_shape: conv_formula(layer, input_shape, **mistake)
+
+
+def _ratio_then(change):
+    return lambda before, after: change(*ratio_and_saving(before, after), before, after)
+
+
+def rs_unchecked(before, after):
+    return before / after, 1 - after / before
+
+
+WRONG = {
+    "count_nonzero": (concepts.check_count_nonzero, count_nonzero, [
+        (positives, "the digits MLP (no zeros): expected 85002, got"),
+        (positives, "that counts only the positive entries"),
+        (state_dict_entries, "the digits CNN (BatchNorm has parameters too): expected 9978, got"),
+        (state_dict_entries, "buffers included"),
+        (lambda model: float(count_nonzero(model)), "expected an int, got float"),
+        (weights_only, "the digits MLP (no zeros): expected 85002, got 84480: that leaves out the biases"),
+        (via_parameters, f"{MASKED}: expected 1226, got 1738: that counts `weight_orig`"),
+        (measure.count_parameters, "a Linear(4, 3) that is all zeros: expected 0, got 15: that is every parameter, zeros included"),
+        (zeroes_the_model_it_counts, "your function changed its argument `model`"),
+    ]),
+    "tensor_bytes": (concepts.check_tensor_bytes, tensor_bytes, [
+        (tb_bits, "1000 float32: expected 4000, got 32000: that is bits, not bytes"),
+        (tb_elements, "1000 float16: expected 2000, got 1000: that is the number of elements"),
+        (tb_true_division, "1000 float32: expected an int, got float 4000.0"),
+        (tb_off_by_three, "expected 340008, got 340011"),
+        (tb_no_check, "numel = -1: expected ValueError, but nothing was raised"),
+        (tb_numpy_integer_off_by_one, "expected 4000, got 4001"),
+    ]),
+    "layer_macs": (concepts.check_layer_macs, layer_macs, [
+        (_macs_with(groups=False), "(depthwise) on 32x8x8: expected 18432, got 589824: that ignores `groups`"),
+        (_macs_with(stride=False), "Conv2d(16, 32, 3, stride=2, padding=1) on 16x8x8: expected 73728, got 294912: that ignores `stride`"),
+        (_macs_with(padding=False), "Conv2d(1, 16, 3, padding=1) on 1x8x8: expected 9216, got 5184: that ignores `padding`"),
+        (_macs_with(rounding=math.ceil), "Conv2d(16, 32, 3, stride=2, padding=1) on 16x8x8: expected 73728, got 115200: that rounds the output size up"),
+        (_macs_with(positions=False), "Conv2d(1, 16, 3, padding=1) on 1x8x8: expected 9216, got 144: that is one output position"),
+        (_macs_with(bias=True), "Linear(64, 256): expected 16384, got 16640: that adds the bias"),
+        (lambda layer, shape: 2 * layer_macs(layer, shape), "Linear(64, 256): expected 16384, got 32768: that is FLOPs"),
+    ]),
+    "ratio_and_saving": (concepts.check_ratio_and_saving, ratio_and_saving, [
+        (_ratio_then(lambda r, s, b, a: (1 / r, s)), "fp32 -> int8 bytes: 4000 -> 1000: ratio: expected 4.0, got 0.25: that is after / before"),
+        (_ratio_then(lambda r, s, b, a: (r, a / b)), "saving: expected 0.75, got 0.25: that is the fraction kept"),
+        (_ratio_then(lambda r, s, b, a: (r, 100 * s)), "saving: expected 0.75, got 75.0: that is a percentage"),
+        (_ratio_then(lambda r, s, b, a: (r, (b - a) / a)), "saving: expected 0.75, got 3.0: that divides by `after`"),
+        (_ratio_then(lambda r, s, b, a: (r, abs(s))), "it got bigger: 2.0 -> 3.0: saving: expected -0.5, got 0.5: a model that got bigger"),
+        (rs_unchecked, "after = 0: expected ValueError, got ZeroDivisionError"),
+        (rs_unchecked, "before = -1: expected ValueError, but nothing was raised"),
+    ]),
+}
+
+globals().update(contract_tests(WRONG, stub))  # the five contract tests: tests/exercise_contract.py
+
+
+# --- every checker: beyond the contract ------------------------------------------------------
+
+CHECKERS = [(check, solution) for check, solution, _ in WRONG.values()]
 
 
 @pytest.mark.parametrize("checker, _", CHECKERS, ids=lambda f: getattr(f, "__name__", ""))
@@ -109,8 +210,6 @@ def test_checker_refuses_something_that_is_not_a_function(capsys):
 
 
 # --- exercise 1: count_nonzero ----------------------------------------------------------------
-
-MASKED = "an MLP pruned with torch.nn.utils.prune, mask still attached"
 
 
 def test_count_nonzero_rejects_model_parameters_on_a_masked_model(capsys):
@@ -132,16 +231,6 @@ def test_count_nonzero_rejects_counting_every_parameter(capsys):
     assert "the digits MLP (no zeros)" not in out  # right there: no zeros to miss
 
 
-def test_count_nonzero_rejects_counting_only_positive_weights(capsys):
-    def positives(model):
-        return sum(int((p > 0).sum()) for _, p in measure.effective_parameters(model))
-
-    assert concepts.check_count_nonzero(positives) is False
-    out = capsys.readouterr().out
-    assert "the digits MLP (no zeros): expected 85002, got" in out
-    assert "that counts only the positive entries" in out
-
-
 def test_count_nonzero_rejects_forgetting_the_biases(capsys):
     def weights_only(model):
         return sum(int((m.weight != 0).sum()) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
@@ -151,24 +240,6 @@ def test_count_nonzero_rejects_forgetting_the_biases(capsys):
     assert "the digits MLP (no zeros): expected 85002, got 84480: that leaves out the biases" in out
     assert ("the digits CNN (BatchNorm has parameters too): expected 9978, got 9872: that counts only the "
             "weights of Linear and Conv layers") in out
-
-
-def test_count_nonzero_rejects_counting_the_state_dict(capsys):
-    def state_dict_entries(model):
-        return sum(int((t != 0).sum()) for t in model.state_dict().values())
-
-    assert concepts.check_count_nonzero(state_dict_entries) is False
-    out = capsys.readouterr().out
-    assert "the digits CNN (BatchNorm has parameters too): expected 9978, got" in out
-    assert "buffers included" in out
-
-
-def test_count_nonzero_rejects_a_float_count(capsys):
-    def as_float(model):
-        return float(count_nonzero(model))
-
-    assert concepts.check_count_nonzero(as_float) is False
-    assert "expected an int, got float" in capsys.readouterr().out
 
 
 def test_count_nonzero_accepts_an_integer_tensor_and_the_forward_weights(capsys):
@@ -228,123 +299,7 @@ def test_tensor_bytes_rejects_four_bytes_for_everything(capsys):
     assert "1000 float32" not in out
 
 
-def test_tensor_bytes_rejects_bits(capsys):
-    def bits(numel, dtype):
-        if numel < 0:
-            raise ValueError("negative")
-        return numel * (torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits)
-
-    assert concepts.check_tensor_bytes(bits) is False
-    assert "1000 float32: expected 4000, got 32000: that is bits, not bytes" in capsys.readouterr().out
-
-
-def test_tensor_bytes_rejects_the_number_of_elements(capsys):
-    def elements(numel, dtype):
-        if numel < 0:
-            raise ValueError("negative")
-        return torch.zeros(numel, dtype=dtype).numel()
-
-    assert concepts.check_tensor_bytes(elements) is False
-    assert "1000 float16: expected 2000, got 1000: that is the number of elements" in capsys.readouterr().out
-
-
-def test_tensor_bytes_rejects_a_float_from_true_division(capsys):
-    def true_division(numel, dtype):
-        if numel < 0:
-            raise ValueError("negative")
-        return numel * torch.finfo(dtype).bits / 8 if dtype.is_floating_point else numel * torch.iinfo(dtype).bits / 8
-
-    assert concepts.check_tensor_bytes(true_division) is False
-    assert "1000 float32: expected an int, got float 4000.0" in capsys.readouterr().out
-
-
-def test_tensor_bytes_rejects_an_answer_off_by_a_few_bytes(capsys):
-    """A count has no tolerance: 340011 is not 340008."""
-    def off_by_three(numel, dtype):
-        return tensor_bytes(numel, dtype) + (3 if numel == 85002 else 0)
-
-    assert concepts.check_tensor_bytes(off_by_three) is False
-    assert "expected 340008, got 340011" in capsys.readouterr().out
-
-
-def test_tensor_bytes_requires_the_error_on_negative_numel(capsys):
-    def no_check(numel, dtype):
-        return numel * dtype.itemsize
-
-    assert concepts.check_tensor_bytes(no_check) is False
-    assert "numel = -1: expected ValueError, but nothing was raised" in capsys.readouterr().out
-
-
-# --- exercise 3: layer_macs -------------------------------------------------------------------
-
-@pytest.mark.parametrize("mistake, line", [
-    (dict(groups=False), "(depthwise) on 32x8x8: expected 18432, got 589824: that ignores `groups`"),
-    (dict(stride=False), "Conv2d(16, 32, 3, stride=2, padding=1) on 16x8x8: expected 73728, got 294912: that ignores `stride`"),
-    (dict(padding=False), "Conv2d(1, 16, 3, padding=1) on 1x8x8: expected 9216, got 5184: that ignores `padding`"),
-    (dict(rounding=math.ceil), "Conv2d(16, 32, 3, stride=2, padding=1) on 16x8x8: expected 73728, got 115200: that rounds the output size up"),
-    (dict(positions=False), "Conv2d(1, 16, 3, padding=1) on 1x8x8: expected 9216, got 144: that is one output position"),
-    (dict(bias=True), "Linear(64, 256): expected 16384, got 16640: that adds the bias"),
-])
-def test_layer_macs_rejects_a_formula_with_one_part_wrong(mistake, line, capsys):
-    def wrong(layer, input_shape):
-        return conv_formula(layer, input_shape, **mistake)
-
-    assert concepts.check_layer_macs(wrong) is False
-    assert line in capsys.readouterr().out
-
-
-def test_layer_macs_rejects_flops(capsys):
-    """FLOPs are 2 per MAC: a FLOP count is a classic wrong answer."""
-    assert concepts.check_layer_macs(lambda layer, shape: 2 * layer_macs(layer, shape)) is False
-    assert "Linear(64, 256): expected 16384, got 32768: that is FLOPs" in capsys.readouterr().out
-
-
 # --- exercise 4: ratio_and_saving ---------------------------------------------------------------
-
-def test_ratio_and_saving_rejects_the_inverted_ratio(capsys):
-    def inverted(before, after):
-        ratio, saving = ratio_and_saving(before, after)
-        return 1 / ratio, saving
-
-    assert concepts.check_ratio_and_saving(inverted) is False
-    assert ("fp32 -> int8 bytes: 4000 -> 1000: ratio: expected 4.0, got 0.25: that is after / before"
-            in capsys.readouterr().out)
-
-
-def test_ratio_and_saving_rejects_the_fraction_kept(capsys):
-    def kept_not_saved(before, after):
-        return ratio_and_saving(before, after)[0], after / before
-
-    assert concepts.check_ratio_and_saving(kept_not_saved) is False
-    assert "saving: expected 0.75, got 0.25: that is the fraction kept" in capsys.readouterr().out
-
-
-def test_ratio_and_saving_rejects_a_percentage(capsys):
-    def percent(before, after):
-        ratio, saving = ratio_and_saving(before, after)
-        return ratio, 100 * saving
-
-    assert concepts.check_ratio_and_saving(percent) is False
-    assert "saving: expected 0.75, got 75.0: that is a percentage" in capsys.readouterr().out
-
-
-def test_ratio_and_saving_rejects_dividing_by_after(capsys):
-    def per_after(before, after):
-        return ratio_and_saving(before, after)[0], (before - after) / after
-
-    assert concepts.check_ratio_and_saving(per_after) is False
-    assert "saving: expected 0.75, got 3.0: that divides by `after`" in capsys.readouterr().out
-
-
-def test_ratio_and_saving_rejects_dropping_the_sign(capsys):
-    def absolute(before, after):
-        ratio, saving = ratio_and_saving(before, after)
-        return ratio, abs(saving)
-
-    assert concepts.check_ratio_and_saving(absolute) is False
-    out = capsys.readouterr().out
-    assert "it got bigger: 2.0 -> 3.0: saving: expected -0.5, got 0.5: a model that got bigger" in out
-
 
 def test_ratio_and_saving_requires_errors_on_non_positive_input(capsys):
     def unchecked(before, after):

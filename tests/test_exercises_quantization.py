@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from exercise_contract import contract_tests
 import torch
 
 from compresskit.course.exercises import quantization as ex
@@ -167,63 +168,77 @@ def fp_forgets_the_sign_bit(x, m, n):  # m + n bits in all instead of 1 + m + n
     return torch.round(x * 2**n).long().clamp(-(2 ** (m + n - 1)), 2 ** (m + n - 1) - 1)
 
 
-CHECKS = [
-    (ex.check_scale_zero_point, scale_zero_point),
-    (ex.check_fake_quantize, fake_quantize),
-    (ex.check_kmeans_codebook, kmeans_codebook),
-    (ex.check_to_fixed_point, to_fixed_point),
-]
-
-# (checker, wrong answer, words its message must contain: the case that names the mistake)
-WRONG = [
-    (ex.check_scale_zero_point, szp_range_without_zero, "all positive [2, 4]: the range must include 0"),
-    (ex.check_scale_zero_point, szp_two_to_the_b_steps, "16 levels are 15 steps, scale = 3 / 15: scale: expected"),
-    (ex.check_scale_zero_point, szp_truncated_zero_point, "(truncation gives 63): zero_point: expected 64, got 63"),
-    (ex.check_scale_zero_point, szp_floor_zero_point, "(floor gives 64): zero_point: expected 63, got 64"),
-    (ex.check_scale_zero_point, szp_half_up_zero_point, "a tie, rounds half to even (-2), zero_point 2: zero_point: expected 2, got 1"),
-    (ex.check_scale_zero_point, szp_sign_flipped, "zero_point: expected 64, got -64"),
-    (ex.check_fake_quantize, fq_no_clamp, "values beyond +-0.7 clamped"),
-    (ex.check_fake_quantize, fq_half_up, "ties round half to even (0.25 / 0.5 = 0.5 -> 0)"),
-    (ex.check_fake_quantize, fq_truncation, "(truncation and round-half-up do not)"),
-    (ex.check_fake_quantize, fq_forgets_zero_point_on_the_way_back, "dequantizing subtracts the zero point"),
-    (ex.check_fake_quantize, fq_clamps_before_adding_zero_point, "clamp round(x / scale) + zero_point, not round(x / scale)"),
-    (ex.check_kmeans_codebook, km_one_centroid_short, "2**bits = 2 centroids: shape: expected (2,), got (1,)"),
-    (ex.check_kmeans_codebook, km_empty_cluster_nan, "an empty cluster keeps its centroid"),
-    (ex.check_kmeans_codebook, km_quantile_init, "n_iter = 0: the linear initialisation"),
-    (ex.check_kmeans_codebook, km_one_iteration_too_many, "n_iter = 0: the linear initialisation"),
-    (ex.check_kmeans_codebook, km_one_iteration_too_few, "n_iter = 1: exactly one assignment and one update"),
-    (ex.check_to_fixed_point, fp_truncation, "(truncation, floor and round-half-up do not): 4 of 7 entries differ: expected [3, -3, 2, -2, 4, 0, -2], got [2, -2, 2, -2, 3, 0, -1]"),
-    (ex.check_to_fixed_point, fp_floor, "(truncation, floor and round-half-up do not)"),
-    (ex.check_to_fixed_point, fp_half_up, "(truncation, floor and round-half-up do not): 1 of 7 entries differ"),
-    (ex.check_to_fixed_point, fp_int32, "dtype: expected torch.int64, got torch.int32"),
-    (ex.check_to_fixed_point, fp_no_saturation, "Q1.2 (4 bits): saturate to [-8, 7]"),
-    (ex.check_to_fixed_point, fp_symmetric_saturation, "saturate to [-32768, 32767]"),
-    (ex.check_to_fixed_point, fp_forgets_the_sign_bit, "(1 sign bit + 15 bits)"),
-]
+def fq_half_away_from_zero(x, scale, zero_point, quant_min, quant_max):  # C's round(), not torch.round
+    v = x / scale
+    q = torch.clamp(torch.sign(v) * torch.floor(v.abs() + 0.5) + zero_point, quant_min, quant_max)
+    return (q - zero_point) * scale
 
 
-@pytest.mark.parametrize("check, solution", CHECKS, ids=[c[0].__name__ for c in CHECKS])
-def test_checker_accepts_an_independent_worked_answer(check, solution, capsys):
-    assert check(solution) is True
-    assert "all" in capsys.readouterr().out
+def fq_rounds_after_adding_zero_point(x, scale, zero_point, quant_min, quant_max):
+    q = torch.clamp(torch.round(x / scale + zero_point), quant_min, quant_max)
+    return (q - zero_point) * scale
 
 
-@pytest.mark.parametrize("check, wrong, words", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_checker_rejects_a_plausible_wrong_answer_and_names_it(check, wrong, words, capsys):
-    assert check(wrong) is False
-    out = capsys.readouterr().out
-    assert "checks failed" in out and words in out, out
+def fq_float32_result(x, scale, zero_point, quant_min, quant_max):  # float64 in, float32 out
+    return fake_quantize(x.float(), scale, zero_point, quant_min, quant_max)
 
 
-@pytest.mark.parametrize("check", [c[0] for c in CHECKS])
-def test_every_checker_has_at_least_three_wrong_answers(check):
-    assert sum(w[0] is check for w in WRONG) >= 3
+def fq_divides_x_in_place(x, scale, zero_point, quant_min, quant_max):
+    x /= scale  # writes into the caller's tensor
+    q = torch.clamp(torch.round(x) + zero_point, quant_min, quant_max)
+    return (q - zero_point) * scale
 
 
-@pytest.mark.parametrize("check, solution", CHECKS, ids=[c[0].__name__ for c in CHECKS])
-def test_checker_reports_a_stub_as_not_attempted(check, solution, capsys):
-    assert check(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
+WRONG = {
+    "scale_zero_point": (ex.check_scale_zero_point, scale_zero_point, [
+        (szp_range_without_zero, "all positive [2, 4]: the range must include 0"),
+        (szp_two_to_the_b_steps, "16 levels are 15 steps, scale = 3 / 15: scale: expected"),
+        (szp_truncated_zero_point, "(truncation gives 63): zero_point: expected 64, got 63"),
+        (szp_floor_zero_point, "(floor gives 64): zero_point: expected 63, got 64"),
+        (szp_half_up_zero_point, "a tie, rounds half to even (-2), zero_point 2: zero_point: expected 2, got 1"),
+        (szp_sign_flipped, "zero_point: expected 64, got -64"),
+    ]),
+    "fake_quantize": (ex.check_fake_quantize, fake_quantize, [
+        (fq_no_clamp, "values beyond +-0.7 clamped"),
+        (fq_half_up, "ties round half to even (0.25 / 0.5 = 0.5 -> 0)"),
+        (fq_truncation, "(truncation and round-half-up do not)"),
+        (fq_forgets_zero_point_on_the_way_back, "dequantizing subtracts the zero point"),
+        (fq_clamps_before_adding_zero_point, "clamp round(x / scale) + zero_point, not round(x / scale)"),
+        (fq_half_away_from_zero, "half away from zero rounds -0.5 to -1: 3 of 5 entries differ"),
+        (fq_rounds_after_adding_zero_point, "ties with an odd zero_point 3: round(x / scale) + zero_point, not round(x / scale + zero_point)"),
+        (fq_float32_result, "a float64 input: the result keeps x's dtype (float64), as torch.fake_quantize_per_tensor_affine does: "
+                            "dtype: expected torch.float64, got torch.float32"),
+        (fq_divides_x_in_place, "your function changed its argument `x` (an input must not be modified; work on a copy, e.g. x.clone())"),
+    ]),
+    "kmeans_codebook": (ex.check_kmeans_codebook, kmeans_codebook, [
+        (km_one_centroid_short, "2**bits = 2 centroids: shape: expected (2,), got (1,)"),
+        (km_empty_cluster_nan, "an empty cluster keeps its centroid"),
+        (km_quantile_init, "n_iter = 0: the linear initialisation"),
+        (km_one_iteration_too_many, "n_iter = 0: the linear initialisation"),
+        (km_one_iteration_too_few, "n_iter = 1: exactly one assignment and one update"),
+    ]),
+    "to_fixed_point": (ex.check_to_fixed_point, to_fixed_point, [
+        (fp_truncation, "(truncation, floor and round-half-up do not): 4 of 7 entries differ: expected [3, -3, 2, -2, 4, 0, -2], got [2, -2, 2, -2, 3, 0, -1]"),
+        (fp_floor, "(truncation, floor and round-half-up do not)"),
+        (fp_half_up, "(truncation, floor and round-half-up do not): 1 of 7 entries differ"),
+        (fp_int32, "dtype: expected torch.int64, got torch.int32"),
+        (fp_no_saturation, "Q1.2 (4 bits): saturate to [-8, 7]"),
+        (fp_symmetric_saturation, "saturate to [-32768, 32767]"),
+        (fp_forgets_the_sign_bit, "(1 sign bit + 15 bits)"),
+    ]),
+}
+
+globals().update(contract_tests(WRONG, stub))  # the five contract tests: tests/exercise_contract.py
+
+
+def test_the_new_fake_quantize_cases_agree_with_torch():
+    """The ties-with-an-odd-zero-point and float64 cases: the reference is torch's own op."""
+    x = torch.tensor([0.25, 0.75, -0.25, -0.75, 1.25])
+    assert torch.equal(ex.reference_fake_quantize(x, 0.5, 3, 0, 15), torch.fake_quantize_per_tensor_affine(x, 0.5, 3, 0, 15))
+    x64 = torch.tensor([-1.3, -0.2, 0.0, 0.33, 0.9, 2.5], dtype=torch.float64)
+    expected = torch.fake_quantize_per_tensor_affine(x64, 0.125, 2, 0, 15)
+    got = ex.reference_fake_quantize(x64, 0.125, 2, 0, 15)
+    assert got.dtype == expected.dtype == torch.float64 and torch.equal(got, expected)
 
 
 def test_the_reference_dtypes_are_what_the_exercises_ask_for():

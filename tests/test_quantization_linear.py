@@ -112,6 +112,18 @@ def test_fake_quantize_equals_torch_per_tensor(values, scale, bits, signed, zp_f
     assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fake_quantize_keeps_the_dtype_and_the_values_torch_gives(dtype):
+    """float64 in, float64 out, as torch.fake_quantize_per_tensor_affine; ties (x / scale =
+    +-0.5, +-1.5, 2.5) with an odd zero point round before the zero point is added."""
+    x = torch.tensor([0.25, 0.75, -0.25, -0.75, 1.25, -3.0, 9.0], dtype=dtype)
+    expected = torch.fake_quantize_per_tensor_affine(x, 0.5, 3, 0, 15)
+    got = fake_quantize(x, 0.5, 3, 0, 15)
+    assert got.dtype == expected.dtype == dtype
+    assert torch.equal(got, expected)
+    assert got.tolist() == [0.0, 1.0, 0.0, -1.0, 1.0, -1.5, 6.0]  # by hand: round half to even, then + 3, clamp [0, 15]
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), bits=st.integers(2, 8), axis=st.integers(0, 2), scheme=st.sampled_from(["affine", "symmetric"]))
 def test_fake_quantize_equals_torch_per_channel(seed, bits, axis, scheme):

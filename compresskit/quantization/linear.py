@@ -226,10 +226,11 @@ def fake_quantize(
     """Quantize then dequantize, staying in float: what the model sees after quantization.
 
     Equal to ``torch.fake_quantize_per_tensor_affine`` (``axis=None``) and
-    ``torch.fake_quantize_per_channel_affine`` (``axis`` given).
+    ``torch.fake_quantize_per_channel_affine`` (``axis`` given), and like them it keeps
+    ``x``'s dtype (float64 in, float64 out).
     """
     q = quantize(x, scale, zero_point, quant_min, quant_max, axis)
-    return dequantize(q, scale, zero_point, axis)
+    return dequantize(q, scale, zero_point, axis).to(x.dtype)
 
 
 # --- one call: a tensor in, its quantized form out ---------------------------------------

@@ -75,7 +75,8 @@ def reference_fake_quantize(x: torch.Tensor, scale: float, zero_point: int, quan
 
 
 def check_fake_quantize(fn: Callable[..., torch.Tensor]) -> bool:
-    """``fn(x, scale, zero_point, quant_min, quant_max) -> Tensor``: quantize, clamp, dequantize."""
+    """``fn(x, scale, zero_point, quant_min, quant_max) -> Tensor``: quantize, clamp, dequantize,
+    in ``x``'s dtype."""
     x = torch.linspace(-2, 2, 17)  # shared by the first cases: an answer that writes into x is caught
     cases = [
         Case("8-bit affine, zero_point 100: values below -2 clamp at quant_min, and dequantizing "
@@ -85,11 +86,17 @@ def check_fake_quantize(fn: Callable[..., torch.Tensor]) -> bool:
         Case("zero_point 5 on [0, 15]: clamp round(x / scale) + zero_point, not round(x / scale), "
              "to the grid", (x, 0.25, 5, 0, 15)),
         Case("ties round half to even (0.25 / 0.5 = 0.5 -> 0)", (torch.tensor([0.25, 0.75, -0.25]), 0.5, 0, -8, 7)),
+        Case("ties with an odd zero_point 3: round(x / scale) + zero_point, not round(x / scale + zero_point) "
+             "(x / scale = 0.5 gives 0 + 3, but round(3.5) = 4); half away from zero rounds -0.5 to -1",
+             (torch.tensor([0.25, 0.75, -0.25, -0.75, 1.25]), 0.5, 3, 0, 15)),
         Case("2-D input, zero_point 3", (torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), 0.05, 3, 0, 15)),
+        Case("a float64 input: the result keeps x's dtype (float64), as torch.fake_quantize_per_tensor_affine does",
+             (torch.tensor([-1.3, -0.2, 0.0, 0.33, 0.9, 2.5], dtype=torch.float64), 0.125, 2, 0, 15)),
     ]
     return check_function(
         fn, reference_fake_quantize, cases, name="fake_quantize", compare=same_dtype,
-        hint="q = clamp(torch.round(x / scale) + zero_point, quant_min, quant_max); return (q - zero_point) * scale",
+        hint="q = clamp(torch.round(x / scale) + zero_point, quant_min, quant_max); return (q - zero_point) * scale "
+        "(in x's dtype)",
     )
 
 
