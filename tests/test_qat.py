@@ -447,3 +447,29 @@ def test_a_qat_layer_refuses_a_wrong_input_before_its_observer_sees_it(layer, x)
     with pytest.raises(ValueError, match=r"`x` must .*got shape"):
         module(x)
     assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
+
+
+def test_export_writes_qdq_nodes_without_torchs_deprecated_quantized_decomposed_ops(tmp_path):
+    """Issue 20: torch.ao.quantization.fx._decomposed is deprecated for removal. The QDQ nodes are
+    written with torch.onnx.ops.symbolic (public); in a fresh interpreter the deprecated module is
+    never imported, and the file holds standard-domain (ONNX) QuantizeLinear / DequantizeLinear nodes."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, torch
+from compresskit import models
+from compresskit.training import ptq, export_onnx
+X = torch.rand(8, 64, generator=torch.Generator().manual_seed(0))
+export_onnx(ptq(models.mlp((8,), seed=0), 4, 8, X), {str(tmp_path / 'm.onnx')!r}, X[:2])
+print(sorted(m for m in sys.modules if m.startswith('torch.') and m.endswith('_decomposed')))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    import onnx
+
+    proto = onnx.load(tmp_path / "m.onnx")
+    qdq = [n for n in proto.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) == 6 and all(n.domain == "" for n in qdq)  # 2 layers: Q + DQ on the input, DQ on the weight
+    axis = [a.i for n in qdq if n.op_type == "DequantizeLinear" for a in n.attribute if a.name == "axis"]
+    assert axis == [0, 0]  # the weights' per-channel scales along the output channels

@@ -23,6 +23,11 @@ smaller (int8 weights), it says which tensors are quantized and how, and ONNX Ru
 each DequantizeLinear -> MatMul -> QuantizeLinear group into an integer kernel where the CPU has
 one (whether it does is up to ONNX Runtime and the hardware; this module claims no speed).
 
+The nodes are written with ``torch.onnx.ops.symbolic`` (public since torch 2.8), not through
+``torch.ops.quantized_decomposed``, whose module ``torch.ao.quantization.fx._decomposed`` torch
+has deprecated for removal; run eagerly (outside an export) the layer computes the same
+QuantizeLinear / DequantizeLinear with plain ops.
+
 Running it (:func:`onnx_predict`). By default ONNX Runtime evaluates the graph as written
 (``optimize=False``: no graph rewrites), which computes what the QAT model computes: logits
 agree to 1e-4 and predictions exactly on the digits test set (tests/test_qat.py; ONNX Runtime
@@ -51,7 +56,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed (ONNX's Q/DQ)
 from torch import nn
 
 from compresskit._validation import _show, check_array, check_module, check_tensor, check_type
@@ -63,7 +67,28 @@ from compresskit.training.qat import _QATMixin
 
 __all__ = ["export_onnx", "onnx_predict"]
 
-QD = torch.ops.quantized_decomposed
+
+
+def _quantize_linear(x: torch.Tensor, scale: float, zero_point: int, dtype: torch.dtype) -> torch.Tensor:
+    """ONNX's QuantizeLinear, ``saturate(round(x / scale) + zero_point)`` (halves to even), per tensor.
+
+    While torch.onnx.export traces the model it is written as the ONNX node itself
+    (``torch.onnx.ops.symbolic``, a public API); run eagerly it computes the same with plain ops.
+    """
+    info = torch.iinfo(dtype)
+    zp = torch.tensor(zero_point, dtype=dtype)
+    if torch.onnx.is_in_onnx_export():
+        return torch.onnx.ops.symbolic("QuantizeLinear", (x, torch.tensor(scale, dtype=torch.float32), zp), dtype=dtype, shape=x.shape, version=13)
+    return torch.clamp(torch.round(x / scale) + zero_point, info.min, info.max).to(dtype)
+
+
+def _dequantize_linear(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, axis: int | None = None) -> torch.Tensor:
+    """ONNX's DequantizeLinear, ``(q - zero_point) * scale``, per tensor or along ``axis``, to float32."""
+    if torch.onnx.is_in_onnx_export():
+        attrs = {} if axis is None else {"axis": axis}
+        return torch.onnx.ops.symbolic("DequantizeLinear", (q, scale, zero_point), attrs, dtype=torch.float32, shape=q.shape, version=13)
+    shape = [-1 if d == axis else 1 for d in range(q.dim())] if axis is not None else []
+    return (q.to(torch.float32) - zero_point.to(torch.float32).reshape(shape)) * scale.reshape(shape)
 
 
 class _QDQLayer(nn.Module):
@@ -81,7 +106,7 @@ class _QDQLayer(nn.Module):
         channels = w.shape[0]
         self.register_buffer("weight_q", quantize(w, scale, zero_point, wq.quant_min, wq.quant_max, 0 if wq.per_channel else None).to(torch.int8))
         self.register_buffer("weight_scale", scale.expand(channels).clone())  # per tensor: the one scale, per channel
-        self.register_buffer("weight_zero_point", torch.zeros(channels, dtype=torch.int64))
+        self.register_buffer("weight_zero_point", torch.zeros(channels, dtype=torch.int8))
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
         self.act = None if layer.act_quant is None else self._activation(layer.act_quant)
 
@@ -102,8 +127,8 @@ class _QDQLayer(nn.Module):
             s, z, low, high, full_min, full_max, dtype = self.act
             if (low, high) != ((full_min - z) * s, (full_max - z) * s):
                 x = torch.clamp(x, low, high)  # a grid of fewer than 8 bits: Clip to its ends first
-            x = QD.dequantize_per_tensor(QD.quantize_per_tensor(x, s, z, full_min, full_max, dtype), s, z, full_min, full_max, dtype)
-        w = QD.dequantize_per_channel(self.weight_q, self.weight_scale, self.weight_zero_point, 0, -128, 127, torch.int8)
+            x = _dequantize_linear(_quantize_linear(x, s, z, dtype), torch.tensor(s, dtype=torch.float32), torch.tensor(z, dtype=dtype))
+        w = _dequantize_linear(self.weight_q, self.weight_scale, self.weight_zero_point, axis=0)
         if self.conv is None:
             return nn.functional.linear(x, w, self.bias)
         return nn.functional.conv2d(x, w, self.bias, **self.conv)
