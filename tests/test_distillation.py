@@ -415,3 +415,12 @@ def test_a_row_of_only_minus_infinity_is_refused_not_nan():
         soften(t, 2.0)
     with pytest.raises(ValueError, match=r"`logits` must be finite or -inf.*1 NaN or \+inf"):
         soften(torch.tensor([0.0, math.nan]), 2.0)
+
+
+def test_float64_models_distill_and_take_hints():
+    X, y = _toy(32)
+    X = X.double()
+    student, teacher = models.mlp((8,), seed=0).double(), models.mlp((16,), seed=1).double()
+    assert all(math.isfinite(v) for v in distill(student, X, teacher_logits(teacher, X).double(), y, epochs=1).train_loss)
+    regressor, history = fit_hints(student, teacher, X, student_layer="relu1", teacher_layer="relu1", epochs=1)
+    assert regressor.weight.dtype == torch.float64 and all(math.isfinite(v) for v in history.train_loss)

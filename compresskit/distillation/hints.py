@@ -97,7 +97,7 @@ def fit_hints(
     width = _layer_output(student, student_layer, X[:1], "student").shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        regressor = nn.Linear(width, targets.shape[1])
+        regressor = nn.Linear(width, targets.shape[1], dtype=targets.dtype)  # float64 features, a float64 regressor
     guided = nn.Sequential(trunk, nn.Flatten(), regressor)
     loader = make_loader(X, targets, batch_size, shuffle=True, seed=seed)
 
