@@ -9,6 +9,8 @@ from torch.nn.utils import prune
 
 from compresskit import llm
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors run fastest on one thread
+
 
 def ln_linear(d=64, out=48, seed=0):
     with torch.random.fork_rng(devices=[]), torch.no_grad():

@@ -7,6 +7,8 @@ import torch
 
 from compresskit import llm
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors run fastest on one thread
+
 
 def correlated_inputs(n_in, n=512, seed=0, dtype=torch.float32):
     """Inputs whose channels are correlated (a random mixing of fewer sources) and of unequal scale."""

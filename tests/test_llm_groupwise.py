@@ -9,6 +9,8 @@ import torch
 
 from compresskit import llm
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors run fastest on one thread
+
 
 def weight(out=16, n=128, seed=0):
     return torch.randn(out, n, generator=torch.Generator().manual_seed(seed)) * 0.05

@@ -9,6 +9,8 @@ from compresskit import llm
 
 pytest.importorskip("onnxruntime")
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors run fastest on one thread
+
 
 def weight(out=48, n=256, seed=0):
     return torch.randn(out, n, generator=torch.Generator().manual_seed(seed)) * 0.05

@@ -8,6 +8,8 @@ from torch import nn
 
 from compresskit import llm
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors run fastest on one thread
+
 
 def ln_linear_with_outliers(d=64, out=32, factor=40.0, seed=0):
     """LayerNorm -> Linear whose LayerNorm output has three channels raised `factor` times (the Linear's columns lowered)."""

@@ -1,13 +1,21 @@
 """Compressing a language model the way large ones are compressed: one module per method.
 
 - :mod:`~compresskit.llm.groupwise`: round-to-nearest quantization per channel and per group,
-  int4 packing, and a real file of codes, fp16 scales and zero points.
+  int4 packing (two codes per byte, low nibble first), and a real file of codes, fp16 scales and
+  zero points with a checksum.
+- :mod:`~compresskit.llm.gptq`: GPTQ (Frantar et al. 2022, arXiv:2210.17323).
+- :mod:`~compresskit.llm.awq`: AWQ (Lin et al. 2023, arXiv:2306.00978), and
+  :mod:`~compresskit.llm.folding`, the scale folding it shares with SmoothQuant.
+- :mod:`~compresskit.llm.smoothquant`: SmoothQuant's W8A8 (Xiao et al. 2022, arXiv:2211.10438) and
+  LLM.int8()'s outlier decomposition (Dettmers et al. 2022, arXiv:2208.07339).
+- :mod:`~compresskit.llm.kernel`: int4 weights run by ONNX Runtime's MatMulNBits on the CPU.
+- :mod:`~compresskit.llm.model`: calibration inputs and ``quantize_model`` for whole models.
+
+A technique package: it imports the core (models, measure, _validation) and no other technique.
 """
 
 from compresskit.llm.awq import AWQSearch, awq_scales, awq_search
 from compresskit.llm.folding import fold_scales
-from compresskit.llm.smoothquant import Outliers, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
-from compresskit.llm.kernel import MatMulNBitsLinear, kernel_latency, matmul_nbits_model
 from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import (
     QuantizedWeight,
@@ -22,31 +30,39 @@ from compresskit.llm.groupwise import (
     save_quantized,
     unpack_int4,
 )
+from compresskit.llm.kernel import MatMulNBitsLinear, kernel_latency, matmul_nbits_model
+from compresskit.llm.model import calibration_inputs, find_folds, load_quantized_model, quantize_model, quantized_state_dict
+from compresskit.llm.smoothquant import Outliers, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
 
 __all__ = [
-    "MatMulNBitsLinear",
-    "kernel_latency",
-    "matmul_nbits_model",
-    "Outliers",
-    "activation_outliers",
-    "int8_decomposition",
-    "smooth_scales",
-    "w8a8_linear",
     "AWQSearch",
+    "MatMulNBitsLinear",
+    "Outliers",
+    "QuantizedWeight",
+    "activation_outliers",
     "awq_scales",
     "awq_search",
+    "calibration_inputs",
+    "choose_qparams",
+    "dequantize",
+    "find_folds",
     "fold_scales",
     "gptq",
     "gptq_hessian",
-    "QuantizedWeight",
-    "choose_qparams",
-    "dequantize",
+    "int8_decomposition",
+    "kernel_latency",
     "load_quantized",
+    "load_quantized_model",
+    "matmul_nbits_model",
     "pack_int4",
     "quant_range",
     "quantize",
+    "quantize_model",
     "quantize_rtn",
     "quantized_bytes",
+    "quantized_state_dict",
     "save_quantized",
+    "smooth_scales",
     "unpack_int4",
+    "w8a8_linear",
 ]
