@@ -3,7 +3,8 @@
 Three layers, imports only point down:
 
 * core: :mod:`compresskit.data`, :mod:`compresskit.models`, :mod:`compresskit.train`,
-  :mod:`compresskit.measure` (and the private :mod:`compresskit._validation`).
+  :mod:`compresskit.measure`, :mod:`compresskit.cache` (trained models, loaded instead of
+  trained again) and the private :mod:`compresskit._validation`.
   Knows nothing of compression.
 * techniques: one package per topic, ``pruning``, ``quantization``, ``sparsity``,
   ``ensembles``, ``distillation``, ``superres`` and ``coding``, each importing core only, so that one
