@@ -401,6 +401,7 @@ def check_value(got: Any, expected: Any, *, name: str, compare: Callable[[Any, A
 
 def report_failure(name: str, message: str) -> None:
     """Print one more thing wrong with ``name``'s answer, found after its checks ran, and note
-    it in the learner's progress (an exercise that printed this has not passed)."""
-    print(f"{FAIL} {name}: {message}")
+    it in the learner's progress (an exercise that printed this has not passed). Printed as a
+    failed check, in the shape :func:`check_function` prints them."""
+    print(f"{FAIL} {name}: further checks failed\n   - {message}")
     record(name, FAILED, message)
