@@ -158,6 +158,16 @@ def test_bool_masks_are_accepted_too(capsys):
     assert ex.check_global_magnitude_masks(lambda ws, a: [m.bool() for m in global_magnitude_masks(ws, a)]) is True
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_integer_0_1_masks_are_accepted_like_float_and_bool(dtype, capsys):
+    """An int64 0/1 mask was refused ("dtype") while float and bool masks passed."""
+    assert ex.check_threshold_mask(lambda w, t: (w.abs() >= t).to(dtype)) is True
+    assert ex.check_row_norm_mask(lambda w, k: row_norm_mask(w, k).to(dtype)) is True
+    assert ex.check_global_magnitude_masks(lambda ws, a: [m.to(dtype) for m in global_magnitude_masks(ws, a)]) is True
+    assert ex.check_threshold_mask(lambda w, t: (w.abs() >= t).to(dtype) * 2) is False
+    assert "expected a 0/1 mask, got other values such as 2" in capsys.readouterr().out
+
+
 def test_a_crashing_answer_is_reported_not_raised(capsys):
     assert ex.check_remove_hidden_unit(lambda W1, b1, W2, unit: W1[unit + 100]) is False
     assert "raised IndexError" in capsys.readouterr().out

@@ -40,8 +40,10 @@ def _weights(*shape: int, seed: int) -> torch.Tensor:
 
 
 def _as_float(value: Any) -> Any:
-    """Accept bool masks as well as 0/1 float masks."""
-    if isinstance(value, torch.Tensor) and value.dtype == torch.bool:
+    """Accept bool and integer 0/1 masks (``(w.abs() >= t).long()``) as well as float ones; an
+    integer mask with other values is converted too, and then named as not a 0/1 mask."""
+    if isinstance(value, torch.Tensor) and value.layout == torch.strided and (
+            value.dtype == torch.bool or not (value.is_floating_point() or value.is_complex())):
         return value.float()
     if isinstance(value, (list, tuple)):
         return type(value)(_as_float(v) for v in value)
