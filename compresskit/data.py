@@ -2,9 +2,10 @@
 
 * The handwritten digits that ship with scikit-learn (1797 images of 8x8 pixels, 10 classes),
   split once, stratified and with a fixed seed, into train (60%), validation (20%) and test (20%).
-* A small set of grey-scale photographs for super-resolution, built by ``datasets/build.py``
-  from images that ship inside scikit-image and matplotlib, and verified against
-  ``datasets/SHA256SUMS`` every time it is loaded.
+* A small set of grey-scale photographs for super-resolution at their native resolution
+  (two held-out images whole, native-resolution crops of the others for training), built by
+  ``datasets/build.py`` from images that ship inside scikit-image, scikit-learn and matplotlib,
+  and verified against ``datasets/SHA256SUMS`` every time it is loaded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "DigitsSplit",
     "IMAGE_SHAPE",
     "NUM_CLASSES",
+    "SR_HELD_OUT",
     "SR_IMAGES_FILE",
     "calibration_batch",
     "digits_loaders",
@@ -139,6 +141,7 @@ def calibration_batch(n: int = 256, seed: int = 0) -> torch.Tensor:
 
 DATASETS_DIR = Path(os.environ.get("COMPRESSKIT_DATASETS", Path(__file__).resolve().parents[1] / "datasets"))
 SR_IMAGES_FILE = "sr_images.npz"
+SR_HELD_OUT = ("astronaut", "camera")  # test images: no crop of them is in the training set
 
 
 def _sha256_of(path: Path) -> str:
@@ -182,9 +185,11 @@ def _verified_path(name: str, directory: Path | str | None = None) -> Path:
 
 
 def load_sr_images(directory: Path | str | None = None) -> dict[str, np.ndarray]:
-    """The super-resolution images: name -> uint8 array (128, 128), grey scale.
+    """The super-resolution images: name -> uint8 array (H, W), grey scale, native resolution.
 
-    Sources and licences are in ``datasets/README.md``. The file is checked against its
+    ``SR_HELD_OUT`` (camera, astronaut) are the whole 512 x 512 photographs, for testing only;
+    every other image is a 256 x 256 crop, for training. Sources, crops and licences are in
+    ``datasets/README.md``. The file is checked against its
     SHA-256 before it is read; a missing or corrupt file raises an error that names it.
     """
     path = _verified_path(SR_IMAGES_FILE, directory)

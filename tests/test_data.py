@@ -84,10 +84,61 @@ def test_calibration_batch_comes_from_train_without_repeats():
 
 def test_sr_images_load_and_match_checksum():
     images = data.load_sr_images()
-    assert len(images) == 8
+    assert len(images) == 14
     for name, img in images.items():
-        assert img.shape == (128, 128) and img.dtype == np.uint8
-        assert img.std() > 10, f"{name} should not be flat"
+        shape = (512, 512) if name in data.SR_HELD_OUT else (256, 256)  # native resolution, not resized
+        assert img.shape == shape and img.dtype == np.uint8, name
+        assert img.std() > 8, f"{name} should not be flat"
+
+
+def _build_module():
+    sys.path.insert(0, str(REPO / "datasets"))
+    try:
+        import build
+    finally:
+        sys.path.pop(0)
+    return build
+
+
+def test_sr_held_out_images_are_not_in_the_training_crops():
+    """No training image is a crop of a held-out one: a crop would repeat its rows inside the held-out rows."""
+    images = data.load_sr_images()
+    assert set(data.SR_HELD_OUT) == {"astronaut", "camera"} <= set(images)
+    held_rows = [row.tobytes() for name in data.SR_HELD_OUT for row in images[name]]
+    for name, img in images.items():
+        if name not in data.SR_HELD_OUT:
+            for probe in (img[0], img[len(img) // 2], img[-1]):
+                assert not any(probe.tobytes() in row for row in held_rows), name
+    # the check can fail: a crop of camera is found
+    crop = images["camera"][100:356, 50:306]
+    assert any(crop[0].tobytes() in row for row in held_rows)
+
+
+def test_sr_images_are_scikit_images_grey_at_native_resolution():
+    """Held out whole, training crops cut without resizing, grey as skimage.color.rgb2gray (BT.709) to one level."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from skimage.color import rgb2gray
+
+    images = data.load_sr_images()
+    assert np.array_equal(images["camera"], skimage_data.camera())
+    theirs = np.round(rgb2gray(skimage_data.astronaut()) * 255)
+    diff = images["astronaut"].astype(float) - theirs
+    assert np.abs(diff).max() <= 1 and np.abs(diff).mean() < 0.01
+    brick = skimage_data.brick()  # 512 x 512 grey: its stored crop is the centre, pixel for pixel
+    assert np.array_equal(images["brick"], brick[128:384, 128:384])
+
+
+def test_dataset_build_keeps_other_checksum_lines(tmp_path):
+    """SHA256SUMS also lists files other scripts build: rebuilding the images keeps their lines."""
+    build = _build_module()
+    other = "ab" * 32 + "  other_file.bin\n"
+    (tmp_path / "SHA256SUMS").write_text(other)
+    build.write_checksum(tmp_path / "SHA256SUMS", "sr_images.npz", "cd" * 32)
+    assert (tmp_path / "SHA256SUMS").read_text() == other + "cd" * 32 + "  sr_images.npz\n"
+    build.write_checksum(tmp_path / "SHA256SUMS", "sr_images.npz", "ef" * 32)  # replaced, not added
+    assert (tmp_path / "SHA256SUMS").read_text() == other + "ef" * 32 + "  sr_images.npz\n"
+    with pytest.raises(ValueError, match="does not fit"):
+        build.crop(np.zeros((100, 300), np.uint8), None)
 
 
 def test_sr_images_missing_file_names_it(tmp_path):
@@ -114,14 +165,12 @@ def test_sr_images_without_checksum_entry(tmp_path):
 
 
 def test_dataset_build_is_reproducible(tmp_path):
-    sys.path.insert(0, str(REPO / "datasets"))
-    try:
-        import build
-    finally:
-        sys.path.pop(0)
+    build = _build_module()
     build.build(tmp_path)
     assert (tmp_path / "sr_images.npz").read_bytes() == (REPO / "datasets" / "sr_images.npz").read_bytes()
-    assert (tmp_path / "SHA256SUMS").read_text() == (REPO / "datasets" / "SHA256SUMS").read_text()
+    # SHA256SUMS also lists the language models' weights (datasets/build_lm.py): compare this file's line.
+    ours = [line for line in (REPO / "datasets" / "SHA256SUMS").read_text().splitlines() if line.endswith("  sr_images.npz")]
+    assert (tmp_path / "SHA256SUMS").read_text().splitlines() == ours
 
 
 def test_loader_batches_equal_torch_default_loader():
