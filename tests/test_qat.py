@@ -473,3 +473,22 @@ print(sorted(m for m in sys.modules if m.startswith('torch.') and m.endswith('_d
     assert len(qdq) == 6 and all(n.domain == "" for n in qdq)  # 2 layers: Q + DQ on the input, DQ on the weight
     axis = [a.i for n in qdq if n.op_type == "DequantizeLinear" for a in n.attribute if a.name == "axis"]
     assert axis == [0, 0]  # the weights' per-channel scales along the output channels
+
+
+def test_the_fallback_for_torch_before_2_8_writes_the_same_logits(tmp_path, monkeypatch):
+    """Where torch.onnx.ops.symbolic is missing (torch 2.6 / 2.7, which pyproject allows) the
+    exporter falls back to torch.ops.quantized_decomposed: same nodes, same predictions."""
+    from compresskit.training import export
+
+    X = torch.rand(16, 64, generator=torch.Generator().manual_seed(0))
+    qat = ptq(models.mlp((8,), seed=0), 4, 4, X)
+    new = onnx_predict(export_onnx(qat, tmp_path / "new.onnx", X[:2]), X)
+    import importlib
+
+    importlib.import_module("torch.ao.quantization.fx._decomposed")  # what export imports on torch < 2.8
+
+    monkeypatch.setattr(export, "_HAS_SYMBOLIC", False)
+    old = onnx_predict(export_onnx(qat, tmp_path / "old.onnx", X[:2]), X)
+    np.testing.assert_array_equal(new, old)
+    with torch.no_grad():
+        np.testing.assert_allclose(new, qat(X).numpy(), rtol=0, atol=1e-4)

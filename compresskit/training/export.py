@@ -68,6 +68,15 @@ from compresskit.training.qat import _QATMixin
 __all__ = ["export_onnx", "onnx_predict"]
 
 
+_HAS_SYMBOLIC = hasattr(getattr(torch.onnx, "ops", None), "symbolic")
+if not _HAS_SYMBOLIC:  # torch 2.6 / 2.7: registered before any export, so that the exporter finds their translations
+    import torch.ao.quantization.fx._decomposed  # noqa: F401
+
+
+def _legacy_ops() -> object:
+    """torch.ops.quantized_decomposed, for torch before 2.8 only (deprecated in later releases)."""
+    return torch.ops.quantized_decomposed
+
 
 def _quantize_linear(x: torch.Tensor, scale: float, zero_point: int, dtype: torch.dtype) -> torch.Tensor:
     """ONNX's QuantizeLinear, ``saturate(round(x / scale) + zero_point)`` (halves to even), per tensor.
@@ -77,6 +86,8 @@ def _quantize_linear(x: torch.Tensor, scale: float, zero_point: int, dtype: torc
     """
     info = torch.iinfo(dtype)
     zp = torch.tensor(zero_point, dtype=dtype)
+    if torch.onnx.is_in_onnx_export() and not _HAS_SYMBOLIC:  # torch 2.6 / 2.7, before torch.onnx.ops
+        return _legacy_ops().quantize_per_tensor(x, scale, zero_point, info.min, info.max, dtype)
     if torch.onnx.is_in_onnx_export():
         return torch.onnx.ops.symbolic("QuantizeLinear", (x, torch.tensor(scale, dtype=torch.float32), zp), dtype=dtype, shape=x.shape, version=13)
     return torch.clamp(torch.round(x / scale) + zero_point, info.min, info.max).to(dtype)
@@ -84,6 +95,11 @@ def _quantize_linear(x: torch.Tensor, scale: float, zero_point: int, dtype: torc
 
 def _dequantize_linear(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, axis: int | None = None) -> torch.Tensor:
     """ONNX's DequantizeLinear, ``(q - zero_point) * scale``, per tensor or along ``axis``, to float32."""
+    if torch.onnx.is_in_onnx_export() and not _HAS_SYMBOLIC:  # torch 2.6 / 2.7, before torch.onnx.ops
+        ops, info = _legacy_ops(), torch.iinfo(q.dtype)
+        if axis is None:
+            return ops.dequantize_per_tensor(q, float(scale), int(zero_point), info.min, info.max, q.dtype)
+        return ops.dequantize_per_channel(q, scale, zero_point.to(torch.int64), axis, info.min, info.max, q.dtype)
     if torch.onnx.is_in_onnx_export():
         attrs = {} if axis is None else {"axis": axis}
         return torch.onnx.ops.symbolic("DequantizeLinear", (q, scale, zero_point), attrs, dtype=torch.float32, shape=q.shape, version=13)
