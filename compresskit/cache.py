@@ -314,17 +314,28 @@ def cached_fit(
     return History(**result)
 
 
-def cached_call(fn: Callable[..., nn.Module], *args: Any, build: Callable[[], nn.Module], **kwargs: Any) -> nn.Module:
-    """``fn(*args, **kwargs)``, a library function that trains and returns a model, from the cache when it can.
+def cached_call(fn: Callable[..., Any], *args: Any, build: Callable[[], nn.Module] | None = None, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, a compresskit function that trains a model, from the cache when it can.
 
-    ``build()`` makes the untrained model that a hit fills (e.g. ``lambda: models.mlp((32,), seed=0)``);
-    on a miss it is checked against what ``fn`` returned (class, ``repr`` and state-dict shapes),
-    so a wrong ``build`` is an error on the first run, not a wrong model on the second. The key
-    holds ``fn``'s name and a fingerprint of every argument (see :func:`fingerprint`).
+    Two kinds of function:
+
+    * one that trains its first argument in place and returns its History (or None), such as
+      ``distillation.distill(student, X, teacher_logits, ...)``: leave ``build`` out; a hit loads
+      the weights into that first argument and returns the same History;
+    * one that returns a new trained model, such as ``ensembles.distill_ensemble``: ``build()``
+      makes the untrained model that a hit fills (e.g. ``lambda: models.mlp((32,), seed=0)``).
+      On a miss it is checked against what ``fn`` returned (class, ``repr``, state-dict shapes),
+      so a wrong ``build`` is an error on the first run, not a wrong model on the second.
+
+    The key holds ``fn``'s name and a fingerprint of every argument (see :func:`fingerprint`).
     """
-    if not callable(fn) or not hasattr(fn, "__module__") or not str(fn.__module__).startswith("compresskit"):
+    if not callable(fn) or not str(getattr(fn, "__module__", "")).startswith("compresskit"):
         raise TypeError(f"`fn` must be a compresskit function (its code is in the cache's key); got {fn!r}")
-    if not callable(build):
+    if build is None:
+        if not args or not isinstance(args[0], nn.Module):
+            raise TypeError("`build` must be given unless `fn` trains its first argument, a model, in place; "
+                            f"got a first argument of type {type(args[0]).__name__ if args else 'none'}")
+    elif not callable(build):
         raise TypeError(f"`build` must be a callable that returns the untrained model; got {type(build).__name__}")
     key = {
         "recipe": f"{fn.__module__}.{fn.__qualname__}",
@@ -333,14 +344,19 @@ def cached_call(fn: Callable[..., nn.Module], *args: Any, build: Callable[[], nn
     }
 
     def run() -> tuple[nn.Module, Any, dict]:
-        model = fn(*args, **kwargs)
-        check_module("the result of fn", model)
+        result = fn(*args, **kwargs)
+        if build is None:
+            if result is not None and not isinstance(result, History):
+                raise TypeError(f"`fn` must return a History or None when it trains its first argument; got {type(result).__name__}")
+            return args[0], None if result is None else vars(result), {}
+        check_module("the result of fn", result)
         like = check_module("the result of build()", build())
         shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
-        if type(like) is not type(model) or repr(like) != repr(model) or shapes(like) != shapes(model):
-            raise ValueError(f"`build` must make the model that `fn` returns; got {like!r} for {model!r}")
-        return model, None, {}
+        if type(like) is not type(result) or repr(like) != repr(result) or shapes(like) != shapes(result):
+            raise ValueError(f"`build` must make the model that `fn` returns; got {like!r} for {result!r}")
+        return result, None, {}
 
-    model, _, _ = _memoised(key, build, run)
+    model, result, _ = _memoised(key, (lambda: args[0]) if build is None else build, run)
+    if build is None:
+        return None if result is None else History(**result)
     return model
-

@@ -273,3 +273,24 @@ def test_cached_call_refuses_what_it_cannot_fingerprint():
         cache.cached_call(lambda: models.mlp((8,)), build=lambda: models.mlp((8,)))
     with pytest.raises(TypeError, match="`p_swap` must be a tensor"):
         cache.cached_call(distill_ensemble, teacher, X, p_swap=object(), build=lambda: models.mlp((32,)))
+
+
+def test_cached_call_of_an_in_place_trainer(trainings):
+    from compresskit.distillation import distill
+
+    X, y = _xy()
+    z = torch.randn(len(X), 10, generator=torch.Generator().manual_seed(1))
+
+    def run(call, temperature=4.0):
+        student = models.mlp((8,), seed=0)
+        history = call(distill, student, X, z, y, temperature=temperature, alpha=0.5, epochs=2, batch_size=32, seed=0)
+        return student, history
+
+    first = run(cache.cached_call)
+    second = run(cache.cached_call)
+    fresh = run(lambda fn, *a, **k: fn(*a, **k))
+    assert len(trainings) == 2  # the first cached call and the plain one
+    assert _same_weights(second[0], fresh[0]) and vars(second[1]) == vars(fresh[1]) == vars(first[1])
+    assert second[0].training == fresh[0].training
+    run(cache.cached_call, temperature=2.0)  # another setting: a miss
+    assert len(trainings) == 3
