@@ -134,6 +134,8 @@ def dequantize(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tenso
 def _check_qparams(shape: torch.Size, scale: torch.Tensor, zero_point: torch.Tensor) -> int:
     check_tensor("scale", scale, ndim=2, floating=True, finite=True)
     check_tensor("zero_point", zero_point, ndim=2)
+    if zero_point.is_floating_point():
+        raise TypeError(f"`zero_point` must be an integer tensor; got dtype {zero_point.dtype}")
     if scale.shape != zero_point.shape or scale.shape[0] != shape[0] or shape[1] % scale.shape[1]:
         raise ValueError(
             f"`scale` and `zero_point` must have shape (out, groups) with groups dividing in_features for a weight "
@@ -154,6 +156,18 @@ class QuantizedWeight:
     bits: int
     group_size: int
     symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        quant_min, quant_max = quant_range(self.bits, self.symmetric)
+        check_tensor("codes", self.codes, ndim=2)
+        if self.codes.is_floating_point() or self.codes.dtype == torch.bool or self.codes.is_complex():
+            raise TypeError(f"`codes` must be an integer tensor; got dtype {self.codes.dtype}")
+        if int(self.codes.min()) < quant_min or int(self.codes.max()) > quant_max:
+            raise ValueError(f"`codes` must be in [{quant_min}, {quant_max}] for bits={self.bits}, symmetric={self.symmetric}; "
+                             f"got values in [{int(self.codes.min())}, {int(self.codes.max())}]")
+        g = _check_qparams(self.codes.shape, self.scale, self.zero_point)
+        if check_int("group_size", self.group_size, 1) != g:
+            raise ValueError(f"`group_size` must be in_features / groups = {g} for these scales; got {self.group_size}")
 
     def dequantize(self) -> torch.Tensor:
         return dequantize(self.codes, self.scale, self.zero_point)

@@ -49,8 +49,11 @@ def _batches(batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     return batches
 
 
-def _run(model: nn.Module, batches: Sequence[torch.Tensor], hooks: list[tuple[nn.Module, str, object]]) -> None:
-    """Forward every batch in eval mode without gradients with the hooks on; modes and hooks given back after."""
+def _run(model: nn.Module, batches: Sequence[torch.Tensor], hooks: list[tuple[nn.Module, str, object]], name: str = "calibration") -> None:
+    """Forward every batch in eval mode without gradients with the hooks on; modes and hooks given back after.
+
+    A batch the model cannot take is a ValueError naming it (``name[i]``), with the model's own error.
+    """
     modes = [(m, m.training) for m in model.modules()]
     handles = []
     try:
@@ -58,8 +61,11 @@ def _run(model: nn.Module, batches: Sequence[torch.Tensor], hooks: list[tuple[nn
             handles.append(module.register_forward_pre_hook(fn) if kind == "pre" else module.register_forward_hook(fn))
         model.eval()
         with torch.no_grad():
-            for b in batches:
-                model(b)
+            for i, b in enumerate(batches):
+                try:
+                    model(b)
+                except (RuntimeError, IndexError, TypeError, ValueError) as exc:
+                    raise ValueError(f"`{name}[{i}]` must be a batch `model` can take; got {tuple(b.shape)} {b.dtype}: {exc}") from exc
     finally:
         for h in handles:
             h.remove()
@@ -125,7 +131,7 @@ def find_folds(model: nn.Module, example: torch.Tensor) -> list[tuple[str, list[
 
     hooks = [(m, "post", output(n)) for n, m in modules.items() if isinstance(m, (nn.LayerNorm, nn.Linear))]
     hooks += [(m, "pre", reads(n)) for n, m in modules.items() if isinstance(m, nn.Linear)]
-    _run(model, [example], hooks)
+    _run(model, [example], hooks, "example")
     return [(p, ls) for p, ls in pairs.items() if id(getattr(modules[p], "weight", None)) not in shared
             and not (isinstance(modules[p], nn.LayerNorm) and not modules[p].elementwise_affine)]
 
