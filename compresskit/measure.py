@@ -120,9 +120,12 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
     ``example`` is one batch; the total is divided by its batch size. A Linear layer costs
     ``in_features * out_features`` MACs per row; a Conv layer costs, per output element,
-    ``in_channels / groups * prod(kernel_size)``. Biases, activations and pooling are not
-    counted (they are additions and comparisons, a small share of the work). A FLOP counter
-    such as ``torch.utils.flop_counter`` reports 2 FLOPs per MAC (tests/test_measure.py).
+    ``in_channels / groups * prod(kernel_size)``; a transposed Conv layer (a "deconvolution")
+    costs, per *input* element, ``out_channels / groups * prod(kernel_size)`` (with stride r
+    that is r^d times less per output element than a convolution of the same kernel). Biases,
+    activations and pooling are not counted (they are additions and comparisons, a small share
+    of the work). A FLOP counter such as ``torch.utils.flop_counter`` reports 2 FLOPs per MAC
+    (tests/test_measure.py).
     """
     check_module("model", model)
     check_tensor("example", example, floating=True)
@@ -134,6 +137,9 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 
     def conv_hook(module: nn.modules.conv._ConvNd, inputs, output) -> None:
         nonlocal total
+        if module.transposed:  # each input element scatters out_channels / groups * prod(kernel) products
+            total += inputs[0].numel() * (module.out_channels // module.groups) * int(np.prod(module.kernel_size))
+            return
         per_output = module.in_channels // module.groups * int(np.prod(module.kernel_size))
         total += output.numel() * per_output
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from compresskit.course.checker import Case, check_function, close
+from compresskit.course.predict import check_prediction
 from compresskit.distillation import distillation_loss, soften, truncated_svd
 
 
@@ -216,3 +217,30 @@ def check_svd_init(fn: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.T
     ], name="svd_init", compare=_svd_compare,
         hint="U, S, Vh = torch.linalg.svd(weight, full_matrices=False); first = S[:r].sqrt()[:, None] * Vh[:r]; "
              "second = U[:, :r] * S[:r].sqrt()")
+
+
+# --- 4. predict, then measure: dark knowledge at a temperature ----------------------------------
+
+def check_dark_knowledge_prediction(prediction: float) -> bool:
+    """The learner's prediction of the probability that logits (ln 81 for the label, 0 for the
+    nine other digits) put off the label at T = 4 (at T = 1: 9 / (9 + 81) = 0.1), against
+    ``soften``, with the usual wrong reasonings named."""
+    logits = torch.zeros(1, 10, dtype=torch.float64)
+    logits[0, 0] = math.log(81)
+
+    def off_label(temperature: float) -> float:
+        return 1.0 - float(soften(logits, temperature)[0, 0])
+
+    actual = off_label(4.0)
+    return check_prediction("dark_knowledge_prediction", prediction, actual, rel_tol=0.02, abs_tol=1e-3, mistakes={
+        off_label(1.0): ("that is the off-label mass at T = 1: the temperature divides the logits before the softmax, "
+                         "so it does change the probabilities (dividing the probabilities by T and renormalising would not)"),
+        4 * off_label(1.0): ("the mass does not grow in proportion to T: at T = 4 the label's logit becomes ln 81 / 4 = ln 3, "
+                             "so the label weighs 3 against 1 for each of the nine other digits"),
+        1 - actual: "that is the label's own probability at T = 4 (3 / 12): the off-label mass is the rest, 1 - that",
+        actual / 9: "that is one other digit's probability (1 / 12): the question asks for the nine of them together",
+        0.9: "0.9 is the limit T -> infinity, where all ten digits are equal; at T = 4 the label still weighs 3 to 1",
+        off_label(16.0): "you divided the logits by T^2 = 16: the T^2 of Hinton's loss scales the loss, the logits are divided by T",
+        off_label(0.25): "you multiplied the logits by T: that sharpens the softmax (less off the label); a softened softmax divides them",
+    }, hint="softmax(z / T): at T = 4 the label's logit is ln 81 / 4 = ln 3, the others stay 0; "
+            "the off-label mass is the nine others' share of the total")

@@ -15,6 +15,7 @@ What the instructions of chapters/04_sparsity.ipynb ask, and these checkers hold
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ import torch
 
 from compresskit import sparsity
 from compresskit.course.checker import Case, check_function, close, describe
+from compresskit.course.predict import check_prediction
 
 
 def _matrix(rows: int, cols: int, density: float, seed: int) -> torch.Tensor:
@@ -237,3 +239,43 @@ def check_fold_dead_unit(fn: Callable[..., tuple[torch.Tensor, ...]]) -> bool:
                                                          for t in _fold_case("", 5, 3, 0.8, 4).args)),
     ], name="fold_dead_unit", compare=_named(("W1", "b1", "W2", "b2")),
         hint="the unit outputs relu(b1[unit]) for every input; b2 gains W2[:, unit] * that, then drop row unit of W1 and b1 and column unit of W2")
+
+
+# --- 6. predict, then measure: the CSR crossover in half precision ------------------------------
+
+CROSSOVER_SHAPE = (256, 64)  # fc1.weight of the chapter's MLP, Linear(64, 256): (out, in)
+
+
+def check_csr_crossover_prediction(prediction: float) -> bool:
+    """The learner's prediction of the largest density at which CSR with float16 values and
+    int16 indices (row pointers too) takes fewer bytes than the dense float16 256 x 64 matrix,
+    against ``sparsity.crossover_density``, with the usual wrong reasonings named."""
+    rows, cols = CROSSOVER_SHAPE
+
+    def crossover(value_bytes: int, index_bytes: int, shape: tuple[int, int] = CROSSOVER_SHAPE) -> float:
+        return sparsity.crossover_density("csr", shape, value_bytes=value_bytes, index_bytes=index_bytes)
+
+    actual = crossover(2, 2)
+    only_indices = "you made the indices int16 but kept float32 values (v / (i + v) = 4 / 6): here the values are float16 too"
+    only_values = ("that is float16 values with int32 indices (2 / 6), or COO, which stores two indices per non-zero: "
+                   "here CSR's indices are int16 too")
+    percent = "that is a percentage: write the density as a fraction of the entries (0.4 for 40%)"
+    return check_prediction("csr_crossover_prediction", prediction, actual, rel_tol=0.005, mistakes={
+        0.5: (f"0.5 = v / (i + v) leaves out the row pointers: CSR stores rows + 1 = {rows + 1} of them "
+              f"({(rows + 1) * 2} bytes in int16) however few non-zeros there are, so on a {rows} x {cols} matrix "
+              "it needs a little more sparsity than that (and halving both the value and the index size leaves "
+              "v / (i + v) where float32 and int32 put it)"),
+        1 - actual: "that is the sparsity (the fraction of zeros, 1 - density): the question asks for the density, nnz / numel",
+        crossover(2, 2, (cols, rows)): (f"you counted {cols + 1} row pointers: the weight of Linear({cols}, {rows}) is "
+                                        f"(out, in) = {rows} rows of {cols} columns, so {rows + 1} row pointers"),
+        100 * actual: percent,
+        50.0: percent,
+        2 / 3: only_indices,
+        crossover(4, 2): only_indices,
+        1 / 3: only_values,
+        crossover(2, 4): only_values,
+        (math.ceil((rows * cols * 4 - (rows + 1) * 2) / 4) - 1) / (rows * cols): (
+            "you compared with a float32 dense matrix: the dense copy of a half-precision model is float16, "
+            "2 bytes per entry; compare like with like"),
+    }, hint="CSR stores (rows + 1) row pointers and, per non-zero, one value and one column index; "
+            "find the largest nnz with CSR bytes < dense bytes, then divide by rows * cols")

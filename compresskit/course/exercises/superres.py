@@ -20,7 +20,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from compresskit.course.checker import Case, check_function, close
+from compresskit.course.checker import FAIL, Case, check_function, close, describe
+from compresskit.course.predict import check_prediction
+from compresskit.course.progress import FAILED, record
 from compresskit.superres import psnr, upsample_bilinear
 
 Variant = Callable[..., Any]
@@ -248,3 +250,64 @@ def check_pixel_shuffle(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> bool
         hint="n, cr2, h, w = t.shape; c = cr2 // r**2; "
         "t.reshape(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * r, w * r)",
     )
+
+
+# --- 4. predict, then measure: the MACs of FSRCNN ------------------------------------------------
+
+FSRCNN_SIZES = {"d": 56, "s": 12, "m": 4}  # Dong, Loy, Tang, ECCV 2016, arXiv:1608.00367
+
+
+def _fsrcnn(scale: int, d: int = 56, s: int = 12, m: int = 4) -> torch.nn.Sequential:
+    """FSRCNN(d, s, m) for one channel: 5x5 feature extraction, 1x1 shrinking, m 3x3 mapping
+    layers, 1x1 expanding, all on the low-resolution image, then a 9x9 deconvolution of stride
+    ``scale`` (padded so the output is exactly ``scale`` times larger)."""
+    nn = torch.nn
+    layers = [nn.Conv2d(1, d, 5, padding=2), nn.PReLU(d), nn.Conv2d(d, s, 1), nn.PReLU(s)]
+    for _ in range(m):
+        layers += [nn.Conv2d(s, s, 3, padding=1), nn.PReLU(s)]
+    layers += [nn.Conv2d(s, d, 1), nn.PReLU(d), nn.ConvTranspose2d(d, 1, 9, stride=scale, padding=4, output_padding=scale - 1)]
+    return nn.Sequential(*layers)
+
+
+def fsrcnn_macs_per_output_pixel(scale: int, lr_size: int = 12) -> float:
+    """``measure.count_macs`` of FSRCNN(56, 12, 4) on an ``lr_size`` x ``lr_size`` image, per pixel
+    of the output (the random weights drawn do not touch torch's global generator)."""
+    from compresskit import measure
+
+    with torch.random.fork_rng(devices=[]):
+        model = _fsrcnn(scale, **FSRCNN_SIZES)
+    return measure.count_macs(model, torch.zeros(1, 1, lr_size, lr_size)) / (lr_size * scale) ** 2
+
+
+def check_fsrcnn_macs_prediction(prediction: tuple[float, float]) -> bool:
+    """The learner's prediction ``(x2, x3)`` of FSRCNN's multiply-accumulates per output pixel at
+    scales 2 and 3, against ``measure.count_macs``, with the usual wrong reasonings named."""
+    name = "fsrcnn_macs_prediction"
+    if prediction is Ellipsis:
+        return check_prediction(name, prediction, 0.0, rel_tol=0.01)
+    if not isinstance(prediction, (tuple, list)) or len(prediction) != 2:
+        print(f"{FAIL} {name}: checks failed: write two numbers, (MACs per output pixel at x2, at x3); got {describe(prediction)}")
+        record(name, FAILED, f"not a pair (x2, x3): {describe(prediction)}")
+        return False
+    d, s, m = FSRCNN_SIZES["d"], FSRCNN_SIZES["s"], FSRCNN_SIZES["m"]
+    low_res = 25 * d + s * d + 9 * m * s * s + d * s  # per LR pixel, before the deconvolution
+    deconv = 81 * d  # per LR pixel
+    results = []
+    for scale, predicted in zip((2, 3), prediction):
+        r2 = scale * scale
+        mistakes = {
+            low_res / r2 + deconv: (f"you counted the deconvolution as if each output pixel read a whole 9x9 window of {d} maps "
+                                    f"(a convolution at the high resolution): with stride {scale} each LR pixel's 81 x {d} "
+                                    f"products are spread over {r2} output pixels, so it costs 81 x {d} / {r2} per output pixel"),
+            low_res + deconv: f"that is per low-resolution pixel: every layer runs on the LR image, and each LR pixel gives {r2} output pixels",
+            (low_res - 2 * s * d + deconv) / r2: f"you left out the 1x1 shrinking ({d} -> {s}) and expanding ({s} -> {d}) layers, {s * d} MACs each per LR pixel",
+            2 * (low_res + deconv) / r2: "that counts FLOPs, 2 per multiply-accumulate: the question asks for MACs",
+            (low_res - 9 * (m - 1) * s * s + deconv) / r2: f"you counted one 3x3 mapping layer: FSRCNN has m = {m} of them",
+            (low_res + 81) / r2: f"the deconvolution reads {d} maps: 81 x {d} products per LR pixel, not 81",
+        }
+        if scale == 3:
+            mistakes[(low_res + deconv) / 4] = "that is the x2 count: at x3 each LR pixel gives 9 output pixels, not 4"
+        results.append(check_prediction(f"fsrcnn_macs_x{scale}", predicted, fsrcnn_macs_per_output_pixel(scale), rel_tol=0.01,
+                                        mistakes=mistakes, hint="sum k x k x C_in x C_out over the layers per LR pixel, then "
+                                                                f"divide by the {r2} output pixels each LR pixel gives"))
+    return all(results)
