@@ -178,6 +178,7 @@ CASES = [
     Bad(llm.matmul_nbits_model, a(llm.quantize_rtn(torch.randn(4, 96), 4, 48)), ValueError, ["`q.group_size`", "power of two", "got 48"]),
     Bad(llm.matmul_nbits_model, a(Q4, torch.zeros(5)), ValueError, ["`bias`", "out_features=8", "(5,)"]),
     Bad(llm.MatMulNBitsLinear, a(Q4, None, 0), ValueError, ["`threads`", "got 0"]),
+    Bad(llm.MatMulNBitsLinear, a(Q4, accuracy_level=5), ValueError, ["`accuracy_level`", "[0, 1, 2, 3, 4]", "5"]),
     Bad(llm.MatMulNBitsLinear, a(Q3), ValueError, ["`q.bits`", "got 3"]),
     Bad(lambda q, x: llm.MatMulNBitsLinear(q)(x), a(Q4, X[:, :32]), ValueError, ["`x`", "K=64", "(32, 32)"]),
     Bad(llm.kernel_latency, a(Q4, batch=0), ValueError, ["`batch`", "got 0"]),

@@ -32,6 +32,15 @@ def test_matmul_nbits_equals_the_dequantized_float_layer(bits, group_size, symme
     assert not torch.allclose(expected, x @ W.T + b, **TOLERANCE)  # quantization did change the layer
 
 
+def test_accuracy_level_4_quantizes_the_activations_and_stays_close():
+    q = llm.quantize_rtn(weight(), 4, 32)
+    x = torch.randn(7, 256, generator=torch.Generator().manual_seed(2))
+    expected = x @ q.dequantize().T
+    y = llm.MatMulNBitsLinear(q, accuracy_level=4)(x)
+    scale = float(expected.abs().max())
+    assert float((y - expected).abs().max()) < 0.02 * scale  # int8 activations: about 1/127 of each block's range
+
+
 def test_a_gptq_weight_runs_too():
     W = weight(16, 128)
     X = torch.randn(256, 128, generator=torch.Generator().manual_seed(3))
@@ -47,7 +56,7 @@ def test_the_graph_holds_half_a_byte_per_weight():
     assert sizes == {"B": 64 * 512 // 2, "scales": 64 * 4 * 4, "zero_points": 64 * 4 // 2}
     node = graph.node[0]
     assert node.op_type == "MatMulNBits" and node.domain == "com.microsoft"
-    assert {a.name: a.i for a in node.attribute} == {"K": 512, "N": 64, "bits": 4, "block_size": 128}
+    assert {a.name: a.i for a in node.attribute} == {"K": 512, "N": 64, "bits": 4, "block_size": 128, "accuracy_level": 0}
 
 
 def test_the_latency_helper_returns_two_ratios():

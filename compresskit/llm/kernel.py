@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from compresskit._validation import check_int, check_tensor, check_type
+from compresskit._validation import check_choice, check_int, check_tensor, check_type
 from compresskit.llm.groupwise import QuantizedWeight, pack_int4
 from compresskit.measure import LatencyRatio, latency_ratio
 
@@ -45,12 +45,18 @@ def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     return pack_int4(codes) if bits == 4 else codes.to(torch.uint8)
 
 
-def matmul_nbits_model(q: QuantizedWeight, bias: torch.Tensor | None = None):  # -> onnx.ModelProto
-    """A one-node ONNX graph ``Y = MatMulNBits(A, B, scales, zero_points[, bias])`` for a (N, K) quantized weight."""
+def matmul_nbits_model(q: QuantizedWeight, bias: torch.Tensor | None = None, accuracy_level: int = 0):  # -> onnx.ModelProto
+    """A one-node ONNX graph ``Y = MatMulNBits(A, B, scales, zero_points[, bias])`` for a (N, K) quantized weight.
+
+    ``accuracy_level`` 0 computes in float32 from the dequantized weights; 4 lets ONNX Runtime
+    quantize the activations to int8 per block and multiply in integers (faster on many CPUs, no
+    longer equal to the float computation).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     check_type("q", q, QuantizedWeight)
+    check_choice("accuracy_level", accuracy_level, [0, 1, 2, 3, 4])
     N, K = q.codes.shape
     if q.bits not in (4, 8):
         raise ValueError(f"`q.bits` must be 4 or 8 for MatMulNBits; got {q.bits}")
@@ -71,7 +77,8 @@ def matmul_nbits_model(q: QuantizedWeight, bias: torch.Tensor | None = None):  #
             raise ValueError(f"`bias` must have out_features={N} entries; got shape {tuple(bias.shape)}")
         inits.append(numpy_helper.from_array(bias.detach().float().numpy(), "bias"))
         inputs += ["", "bias"]  # input 4 (g_idx) left out
-    node = helper.make_node("MatMulNBits", inputs, ["Y"], domain="com.microsoft", K=K, N=N, bits=q.bits, block_size=q.group_size)
+    node = helper.make_node("MatMulNBits", inputs, ["Y"], domain="com.microsoft", K=K, N=N, bits=q.bits, block_size=q.group_size,
+                            accuracy_level=accuracy_level)
     graph = helper.make_graph(
         [node], "matmul_nbits",
         [helper.make_tensor_value_info("A", TensorProto.FLOAT, ["M", K])],
@@ -101,6 +108,7 @@ def _session(model, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not hold the cores
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # an onnxruntime without the contrib operator says so here
@@ -111,9 +119,9 @@ def _session(model, threads: int):
 class MatMulNBitsLinear:
     """A quantized Linear run by ONNX Runtime's MatMulNBits: ``layer(x)`` for x of shape (M, K), float32 out."""
 
-    def __init__(self, q: QuantizedWeight, bias: torch.Tensor | None = None, threads: int = 1) -> None:
+    def __init__(self, q: QuantizedWeight, bias: torch.Tensor | None = None, threads: int = 1, accuracy_level: int = 0) -> None:
         self.q, self.threads = q, check_int("threads", threads, 1)
-        self.session = _session(matmul_nbits_model(q, bias), self.threads)
+        self.session = _session(matmul_nbits_model(q, bias, accuracy_level), self.threads)
 
     def run(self, A: np.ndarray) -> np.ndarray:
         """numpy in, numpy out: what the latency helper times."""
@@ -126,7 +134,9 @@ class MatMulNBitsLinear:
         return torch.from_numpy(self.run(x.detach().float().contiguous().numpy()))
 
 
-def kernel_latency(q: QuantizedWeight, batch: int = 1, threads: int = 1, repeats: int = 100, seed: int = 0) -> dict[str, LatencyRatio]:
+def kernel_latency(
+    q: QuantizedWeight, batch: int = 1, threads: int = 1, repeats: int = 100, seed: int = 0, accuracy_level: int = 0
+) -> dict[str, LatencyRatio]:
     """Time MatMulNBits against float32 (ONNX Runtime's Gemm, and torch's F.linear) on one layer.
 
     Returns ``{"vs_ort_float32": ..., "vs_torch_float32": ...}``, each ``int4 median / float32 median``
@@ -135,7 +145,7 @@ def kernel_latency(q: QuantizedWeight, batch: int = 1, threads: int = 1, repeats
     check_type("q", q, QuantizedWeight)
     batch, repeats = check_int("batch", batch, 1), check_int("repeats", repeats, 1)
     W = q.dequantize().float()
-    nbits = MatMulNBitsLinear(q, threads=threads)
+    nbits = MatMulNBitsLinear(q, threads=threads, accuracy_level=accuracy_level)
     dense = _session(_float_model(W, None), threads)
     A = torch.randn(batch, W.shape[1], generator=torch.Generator().manual_seed(seed))
     a = A.numpy()
