@@ -260,6 +260,20 @@ def test_the_outcomes_are_recorded_under_the_exercise(progress_file, capsys):
     assert rows[("superres", "fsrcnn_macs_prediction")].status == progress.PASSED
 
 
+def test_a_later_right_answer_replaces_every_earlier_outcome(progress_file, capsys):
+    """The pair checker records every outcome under its two parts, so a stub or a wrong shape
+    run earlier does not stay in the learner's table once the right pair passes."""
+    def status():
+        return {(r.topic, r.exercise): r for r in progress.summary()}[("superres", "fsrcnn_macs_prediction")].status
+
+    superres.check_fsrcnn_macs_prediction(...)
+    assert status() == progress.NOT_ATTEMPTED
+    superres.check_fsrcnn_macs_prediction(3116)
+    assert status() == progress.FAILED
+    superres.check_fsrcnn_macs_prediction(FSRCNN)
+    assert status() == progress.PASSED
+
+
 @pytest.fixture
 def progress_file(tmp_path, monkeypatch):
     path = tmp_path / "progress.jsonl"

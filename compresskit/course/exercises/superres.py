@@ -282,12 +282,14 @@ def fsrcnn_macs_per_output_pixel(scale: int, lr_size: int = 12) -> float:
 def check_fsrcnn_macs_prediction(prediction: tuple[float, float]) -> bool:
     """The learner's prediction ``(x2, x3)`` of FSRCNN's multiply-accumulates per output pixel at
     scales 2 and 3, against ``measure.count_macs``, with the usual wrong reasonings named."""
-    name = "fsrcnn_macs_prediction"
+    parts = ("fsrcnn_macs_x2", "fsrcnn_macs_x3")  # every outcome is recorded under these two, so a later pass replaces it
     if prediction is Ellipsis:
-        return check_prediction(name, prediction, 0.0, rel_tol=0.01)
+        prediction = (..., ...)
     if not isinstance(prediction, (tuple, list)) or len(prediction) != 2:
-        print(f"{FAIL} {name}: checks failed: write two numbers, (MACs per output pixel at x2, at x3); got {describe(prediction)}")
-        record(name, FAILED, f"not a pair (x2, x3): {describe(prediction)}")
+        message = f"write two numbers, (MACs per output pixel at x2, at x3); got {describe(prediction)}"
+        print(f"{FAIL} fsrcnn_macs_prediction: checks failed: {message}")
+        for part in parts:
+            record(part, FAILED, message)
         return False
     d, s, m = FSRCNN_SIZES["d"], FSRCNN_SIZES["s"], FSRCNN_SIZES["m"]
     low_res = 25 * d + s * d + 9 * m * s * s + d * s  # per LR pixel, before the deconvolution
@@ -307,7 +309,7 @@ def check_fsrcnn_macs_prediction(prediction: tuple[float, float]) -> bool:
         }
         if scale == 3:
             mistakes[(low_res + deconv) / 4] = "that is the x2 count: at x3 each LR pixel gives 9 output pixels, not 4"
-        results.append(check_prediction(f"fsrcnn_macs_x{scale}", predicted, fsrcnn_macs_per_output_pixel(scale), rel_tol=0.01,
+        results.append(check_prediction(parts[scale - 2], predicted, fsrcnn_macs_per_output_pixel(scale), rel_tol=0.01,
                                         mistakes=mistakes, hint="sum k x k x C_in x C_out over the layers per LR pixel, then "
                                                                 f"divide by the {r2} output pixels each LR pixel gives"))
     return all(results)
