@@ -16,8 +16,11 @@ trained model holds:
   :func:`cached_fit`), or every argument of the training function (for :func:`cached_call`);
 * the software and the arithmetic: the versions of torch, numpy and scikit-learn, torch's CPU
   kernels (``torch.backends.cpu.get_cpu_capability()``: AVX2 and AVX-512 round differently),
-  the number of threads, and a hash of the source of every ``compresskit`` module outside
-  ``compresskit.course``, so a stale cache never hides a change of the library.
+  the number of threads, and a hash of the source of the library code that trains: the core
+  (``train``, ``data``, ``models``, ``_validation``, this module) and every compresskit package
+  the key names (the training function's, the model's layers', a teacher's), so a stale cache
+  never hides a change of the library. (Techniques import only the core, so that is all the
+  code a training runs.)
 
 A hit is checked before it is trusted: each file carries a SHA-256 of its contents and its own
 key, and one that does not match (a truncated write, a flipped bit, a hash collision) is
@@ -40,6 +43,7 @@ import json
 import os
 import pickle
 import platform
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -115,7 +119,7 @@ def fingerprint(value: Any, name: str = "value") -> Any:
     if isinstance(value, dict):
         return {str(k): fingerprint(v, f"{name}[{k!r}]") for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if hasattr(value, "get_params") and hasattr(value, "fit"):  # a scikit-learn estimator, fitted or not
-        return {"estimator": type(value).__qualname__, "pickle": _digest(pickle.dumps(value, protocol=4))}
+        return {"estimator": f"{type(value).__module__}.{type(value).__qualname__}", "pickle": _digest(pickle.dumps(value, protocol=4))}
     if inspect.isfunction(value) or inspect.isbuiltin(value):
         if value.__name__ == "<lambda>" or "<locals>" in value.__qualname__:
             raise TypeError(f"`{name}` must be a module-level function, whose code the cache can name; got {value.__qualname__}")
@@ -171,18 +175,30 @@ def _loader_description(name: str, loader: Any) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=1)
-def _library_digest() -> str:
-    """SHA-256 of the source of every compresskit module outside compresskit.course."""
+CORE = ("__init__", "_validation", "cache", "data", "models", "train")  # the code every training runs
+
+
+def _code_names(key: Any) -> tuple[str, ...]:
+    """The top-level compresskit modules a key names (its recipe, model classes, functions), with the core."""
+    names = set(CORE)
+    text = json.dumps(key)
+    names.update(re.findall(r"\bcompresskit\.(\w+)", text))
+    return tuple(sorted(names))
+
+
+@functools.lru_cache(maxsize=None)
+def _library_digest(names: tuple[str, ...]) -> str:
+    """SHA-256 of the source of the compresskit modules and packages ``names`` (e.g. ("train", "distillation"))."""
     h = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE)
-        if rel.parts[0] != "course":
-            h.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in names:
+        paths = sorted((PACKAGE / name).rglob("*.py")) if (PACKAGE / name).is_dir() else [PACKAGE / f"{name}.py"]
+        for path in paths:
+            if path.is_file():
+                h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def _environment() -> dict[str, Any]:
+def _environment(code: tuple[str, ...]) -> dict[str, Any]:
     import sklearn
 
     return {
@@ -194,7 +210,8 @@ def _environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
-        "library": _library_digest(),
+        "code": code,
+        "library": _library_digest(code),
     }
 
 
@@ -250,7 +267,7 @@ def _memoised(key: dict[str, Any], model_of: Callable[[], nn.Module], run: Calla
 
     ``model_of()`` gives the module whose weights a hit fills; ``run()`` trains and returns the
     trained module and a JSON-able result."""
-    key = {**key, "environment": _environment()}
+    key = {**key, "environment": _environment(_code_names(key))}
     path, key_text = _path_for(key)
     if enabled():
         entry = _read(path, key_text)

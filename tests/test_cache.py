@@ -97,7 +97,7 @@ def test_any_change_of_software_or_arithmetic_is_a_miss(where, value, trainings,
     if where == "torch_version":
         monkeypatch.setattr(torch, "__version__", value)
     elif where == "library":
-        monkeypatch.setattr(cache, "_library_digest", lambda: value)
+        monkeypatch.setattr(cache, "_library_digest", lambda names: value)
     elif where == "cpu":
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: value)
     else:
@@ -108,19 +108,23 @@ def test_any_change_of_software_or_arithmetic_is_a_miss(where, value, trainings,
 
 def test_the_library_hash_follows_the_source(tmp_path, monkeypatch):
     package = tmp_path / "compresskit"
-    (package / "course").mkdir(parents=True)
-    (package / "train.py").write_text("lr = 1e-3\n")
-    (package / "course" / "checker.py").write_text("x = 1\n")
+    (package / "distillation").mkdir(parents=True)
+    (package / "pruning").mkdir()
+    files = {"train.py": "lr = 1e-3\n", "distillation/hinton.py": "T = 4\n", "pruning/masks.py": "amount = 0.5\n"}
+    for name, text in files.items():
+        (package / name).write_text(text)
     monkeypatch.setattr(cache, "PACKAGE", package)
+    names = cache._code_names({"recipe": "compresskit.distillation.hinton.distill"})
+    assert names == tuple(sorted({*cache.CORE, "distillation"}))
     digests = []
-    for edit in (None, ("course/checker.py", "x = 2\n"), ("train.py", "lr = 2e-3\n")):
+    for edit in (None, ("pruning/masks.py", "amount = 0.9\n"), ("distillation/hinton.py", "T = 2\n"), ("train.py", "lr = 2e-3\n")):
         if edit:
             (package / edit[0]).write_text(edit[1])
         cache._library_digest.cache_clear()
-        digests.append(cache._library_digest())
+        digests.append(cache._library_digest(names))
     cache._library_digest.cache_clear()
-    assert digests[0] == digests[1]  # the course's checkers do not train anything
-    assert digests[1] != digests[2]
+    assert digests[0] == digests[1]  # a package this training does not use
+    assert len(set(digests[1:])) == 3  # the training function's package, then the core
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "empty", "another key's file"])
