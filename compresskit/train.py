@@ -56,7 +56,7 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     teacher's, in distillation). With one-hot q it equals ``F.cross_entropy(z, labels)``.
     """
     check_tensor("logits", logits, ndim=2, floating=True)
-    check_tensor("targets", targets, ndim=2, floating=True)
+    check_tensor("targets", targets, ndim=2, floating=True, finite=True)
     if targets.shape != logits.shape:
         raise ValueError(f"`targets` must have the shape of `logits` {tuple(logits.shape)}; got {tuple(targets.shape)}")
     return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()

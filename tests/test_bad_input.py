@@ -11,11 +11,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from compresskit import measure, models, pruning, train
+from compresskit import ensembles, measure, models, pruning, train
 from compresskit import quantization as Q
 from compresskit.quantization import ort
 
@@ -53,6 +54,12 @@ Y = torch.tensor([0, 1, 2, 3])
 NAN = torch.tensor([[1.0, float("nan")], [0.5, 0.25]])
 
 
+def _fitted_tree():
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(max_depth=1).fit(np.array([[0.0, 1.0], [1.0, 0.0]]), [0, 1])
+
+
 def a(*args, **kwargs):
     """Arguments as a factory, so that every run gets fresh models."""
     return lambda: (args, kwargs)
@@ -81,6 +88,7 @@ CASES = [
     Bad(train.evaluate, lazy(lambda: ((mlp(), X), {})), TypeError, ["`data`", "tensor of shape (4, 1, 8, 8)"], watch=0),
     Bad(train.evaluate, lazy(lambda: ((mlp(), [(X, Y)]), {"device": "gpu"})), ValueError, ["`device`", "'gpu'"], watch=0),
     Bad(train.soft_cross_entropy, a(torch.zeros(2, 3), torch.zeros(2, 4)), ValueError, ["`targets`", "(2, 4)"]),
+    Bad(train.soft_cross_entropy, a(torch.zeros(2, 2), NAN), ValueError, ["`targets`", "NaN"]),  # returned NaN
     # --- measure --------------------------------------------------------------------------------
     Bad(measure.count_parameters, a([1, 2]), TypeError, ["`model`", "[1, 2]"]),
     Bad(measure.count_nonzero, a("mlp"), TypeError, ["`model`", "'mlp'"]),
@@ -127,6 +135,14 @@ CASES = [
     Bad(pruning.keep_units, a(torch.rand(4), 1.0), ValueError, ["`amount`", "1.0"]),
     Bad(pruning.mask_units, lazy(lambda: (((m := mlp()), pruning.find_couplings(m)[0], torch.tensor([0, 8])), {})), ValueError, ["`keep`", "[0, 8]"], watch=0),
     Bad(pruning.remove_units, lazy(lambda: (((m := pruned_mlp()), pruning.find_couplings(m)[0], [0, 1]), {})), TypeError, ["`keep`", "[0, 1]"], watch=0),
+    Bad(pruning.remove_units, lazy(lambda: ((pruned_mlp(), pruning.Coupling("fc1", "fc2", None, 2), torch.tensor([0, 1])), {})),
+        ValueError, ["`coupling`", "group 2", "'fc2' has 8 inputs"], watch=0),  # sliced 4 of fc2's 8 columns silently
+    Bad(pruning.mask_units, lazy(lambda: ((pruned_mlp(), pruning.Coupling("fc1", "fc2", None, 3), torch.tensor([0, 1])), {})),
+        ValueError, ["`coupling`", "group 3"], watch=0),
+    Bad(pruning.remove_units, lazy(lambda: ((mlp(), pruning.Coupling("fc1", "fc2", None, 0), torch.tensor([0])), {})),
+        ValueError, ["`coupling.group`", "0"], watch=0),
+    Bad(ensembles.stack_columns, lazy(lambda: ((_fitted_tree(), np.zeros((3, 2)), "predict_prob", 2), {})),
+        ValueError, ["`method`", "'predict_prob'"]),  # fell through to decision_function
     Bad(pruning.prune_units, lazy(lambda: ((pruned_mlp(), 0.5), {"layers": []})), ValueError, ["`layers`", "[]"], watch=0),
     Bad(pruning.prune_units, lazy(lambda: ((pruned_mlp(), 9), {})), ValueError, ["`amount`", "9"], watch=0),
     # --- pruning: schedules -------------------------------------------------------------------------
@@ -160,6 +176,7 @@ CASES = [
     Bad(Q.kmeans_dequantize, a(torch.randn(4), torch.tensor([0, 7])), ValueError, ["`indices`", "7"]),
     Bad(Q.power_of_two_encode, a(torch.randn(4), bits=1), ValueError, ["`bits`", "1"]),
     Bad(Q.power_of_two_decode, a(torch.tensor([1]), 500), ValueError, ["`e_max`", "500"]),
+    Bad(Q.power_of_two_decode, a(torch.tensor([1.5, -2.0]), 3), TypeError, ["`codes`", "integer", "float32"]),  # decoded 1.5
     Bad(Q.power_of_two_quantize, a(NAN), ValueError, ["`x`", "NaN"]),
     Bad(Q.float_format, a(torch.int8), TypeError, ["`dtype`", "torch.int8"]),
     Bad(Q.round_trip, a(torch.randn(3), "half"), TypeError, ["`dtype`", "'half'"]),

@@ -35,6 +35,7 @@ STACK_METHODS = ("predict_proba", "decision_function")
 def stack_columns(model: BaseEstimator, X: np.ndarray, method: str, n_classes: int) -> np.ndarray:
     """A fitted base learner's meta-features for X: class probabilities (n_samples, n_classes),
     with zero columns for classes the model never saw, or decision values as 2-D columns."""
+    check_choice("method", method, STACK_METHODS)
     if method == "predict_proba":
         out = np.zeros((len(X), n_classes))
         out[:, model.classes_] = model.predict_proba(X)

@@ -129,6 +129,15 @@ def _check_coupling(model: nn.Module, coupling: Coupling, keep: torch.Tensor) ->
         if layer is not None and layer not in children:
             raise ValueError(f"`coupling` must name layers of `model`: its {role} {layer!r} is not one of {list(children)}")
     producer = getattr(model, coupling.producer)
+    if isinstance(coupling.group, bool) or not isinstance(coupling.group, int) or coupling.group < 1:
+        raise ValueError(f"`coupling.group` must be a whole number >= 1; got {coupling.group!r}")
+    consumer = getattr(model, coupling.consumer)
+    if isinstance(producer, (nn.Linear, nn.Conv2d)) and isinstance(consumer, (nn.Linear, nn.Conv2d)) and (
+            _inputs(consumer) != _units(producer) * coupling.group):
+        raise ValueError(
+            f"`coupling` must say how many inputs of {coupling.consumer!r} each unit of {coupling.producer!r} feeds: "
+            f"{_units(producer)} units x group {coupling.group} = {_units(producer) * coupling.group}, but "
+            f"{coupling.consumer!r} has {_inputs(consumer)} inputs (group is 1 between two Linear or two Conv2d layers)")
     if not isinstance(keep, torch.Tensor):
         raise TypeError(f"`keep` must be a 1-D tensor of unit indices; got {type(keep).__name__} {keep!r:.80}")
     keep = torch.as_tensor(keep)

@@ -102,6 +102,8 @@ def power_of_two_encode(x: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, i
 def power_of_two_decode(codes: torch.Tensor, e_max: int) -> torch.Tensor:
     """Float32 values of :func:`power_of_two_encode`'s codes."""
     codes = check_tensor("codes", codes, nonempty=False)
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise TypeError(f"`codes` must be an integer tensor (power_of_two_encode's codes); got dtype {codes.dtype}")
     e_max = check_int("e_max", e_max, -160, 127)
     k = codes.abs().float()
     value = torch.sign(codes.float()) * torch.exp2(e_max - k + 1)
