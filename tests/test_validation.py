@@ -3,15 +3,25 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from torch.nn.utils import prune as torch_prune
+from hypothesis import given, settings, strategies as st
 
 from compresskit import _validation as v
 
 
-@given(total=st.integers(0, 10_000), amount=st.floats(0, 1))
+@settings(max_examples=150, deadline=None)
+@given(total=st.integers(1, 3_000), amount=st.one_of(st.floats(0, 1), st.sampled_from([0.5, 0.25, 0.125, 0.375, 0.3, 0.7])))
 def test_fraction_amount_rounds_like_torch(total, amount):
-    assert v.check_amount("amount", amount, total) == round(amount * total)
+    """The count is what torch.nn.utils.prune itself prunes for that fraction (ties included:
+    0.5 * 5 = 2.5 gives 2, half to even), not a formula restated here."""
+    weight = torch.arange(1, total + 1, dtype=torch.float32)  # distinct magnitudes: no ties in the ranking
+    mask = torch_prune.L1Unstructured(amount).compute_mask(weight, default_mask=torch.ones_like(weight))
+    assert v.check_amount("amount", amount, total) == int((mask == 0).sum())
     assert 0 <= v.check_amount("amount", amount, total) <= total
+
+
+def test_fraction_amount_of_nothing_is_nothing():
+    assert v.check_amount("amount", 0.5, 0) == 0
 
 
 def test_amount_as_count_and_errors():
