@@ -172,17 +172,48 @@ def test_quantize_weights_works_on_a_pruned_model_and_keeps_its_zeros():
     assert int((quantized.fc1.weight == 0).sum()) >= 512  # pruned weights quantize to exactly 0
     assert "fc1.weight.q" in stored
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items()) and prune.is_pruned(model)
-    x = torch.rand(4, 1, 8, 8)
-    assert torch.allclose(quantized(x), model(x), atol=0.05)
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    # The bound the quantization step allows: each weight moves by at most half its row's step
+    # s/2 (biases stay float), so |h_q - h| <= s1/2 * sum|x| per hidden unit (ReLU is
+    # 1-Lipschitz), and y_q - y = W2q (h_q - h) + (W2q - W2) h gives
+    # |y_q - y| <= |W2q| @ that + s2/2 * sum|h|.
+    with torch.no_grad():
+        s1, s2 = stored["fc1.weight.scale"].float(), stored["fc2.weight.scale"].float()
+        assert ((quantized.fc1.weight - model.fc1.weight).abs() <= s1[:, None] / 2 * (1 + 1e-5)).all()
+        assert ((quantized.fc2.weight - model.fc2.weight).abs() <= s2[:, None] / 2 * (1 + 1e-5)).all()
+        flat = x.flatten(1)
+        h = torch.relu(model.fc1(flat))
+        hidden_error = s1 / 2 * flat.abs().sum(1, keepdim=True)  # (B, 16)
+        bound = hidden_error @ quantized.fc2.weight.abs().T + s2 / 2 * h.abs().sum(1, keepdim=True)  # (B, 10)
+        error = (quantized(x) - model(x)).abs()
+    assert (error <= bound * (1 + 1e-4) + 1e-6).all(), (error.max(), bound.min())
 
 
 def test_fake_quantize_activations_and_half_precision_work_on_a_pruned_model():
     model = _pruned_mlp()
-    x = torch.rand(4, 1, 8, 8)
-    fq = Q.fake_quantize_activations(model, {"relu1": (0.0, 4.0)})
-    assert prune.is_pruned(fq) and torch.allclose(fq(x), model(x), atol=0.1)
-    half = Q.HalfPrecision(model, "bfloat16")
-    assert torch.allclose(half(x), model(x), atol=0.1)
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        h = torch.relu(model.fc1(x.flatten(1)))
+        reference = model(x)
+        fq = Q.fake_quantize_activations(model, {"relu1": (0.0, 4.0)})
+        assert prune.is_pruned(fq)
+        # relu1 on an 8-bit affine grid over [0, 4]: step 4/255, every hidden value inside the
+        # range (no clipping), so each moves by at most half a step and logit k by at most
+        # step/2 * sum_j |W2[k, j]|.
+        assert float(h.max()) <= 4.0
+        step = 4.0 / 255
+        bound = step / 2 * model.fc2.weight.abs().sum(1)
+        assert ((fq(x) - reference).abs() <= bound * (1 + 1e-4) + 1e-6).all()
+        # bfloat16 keeps 8 significant bits (unit roundoff u = 2**-8): rounding the input, the
+        # weights and each layer's output costs at most 3u relative per layer (float32
+        # accumulation), so |dh| <= 3u (|W1||x| + |b1|) and |dy| <= |W2| |dh| + 3u (|W2||h| + |b2|);
+        # a factor 1.1 covers the second-order terms.
+        half = Q.HalfPrecision(model, "bfloat16")
+        u = 2.0**-8
+        flat = x.flatten(1)
+        dh = 3 * u * (flat.abs() @ model.fc1.weight.abs().T + model.fc1.bias.abs())
+        dy = dh @ model.fc2.weight.abs().T + 3 * u * (h.abs() @ model.fc2.weight.abs().T + model.fc2.bias.abs())
+        assert ((half(x).float() - reference).abs() <= 1.1 * dy).all()
 
 
 def test_quantize_weights_names_the_layer_with_a_nan_weight():
