@@ -30,7 +30,7 @@ wins; both contents are the same. Weights are read with ``torch.load(..., weight
 
 Where: ``$COMPRESSKIT_CACHE``, else ``$XDG_CACHE_HOME/compresskit``, else
 ``~/.cache/compresskit``; always outside the repository. Set ``COMPRESSKIT_NO_CACHE=1`` to
-train every time; :func:`clear` empties the cache.
+train every time; :func:`clear` (or ``python -m compresskit.cache clear``) empties the cache.
 """
 
 from __future__ import annotations
@@ -377,3 +377,11 @@ def cached_call(fn: Callable[..., Any], *args: Any, build: Callable[[], nn.Modul
     if build is None:
         return None if result is None else History(**result)
     return model
+
+
+if __name__ == "__main__":  # python -m compresskit.cache clear
+    import sys
+
+    if sys.argv[1:] != ["clear"]:
+        sys.exit("usage: python -m compresskit.cache clear   (empties the model cache in $COMPRESSKIT_CACHE or ~/.cache/compresskit)")
+    print(f"removed {clear()} cached model(s) from {cache_dir()}")

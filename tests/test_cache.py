@@ -298,3 +298,13 @@ def test_cached_call_of_an_in_place_trainer(trainings):
     assert second[0].training == fresh[0].training
     run(cache.cached_call, temperature=2.0)  # another setting: a miss
     assert len(trainings) == 3
+
+
+def test_clear_from_the_command_line(cache_folder):
+    _run(cache.cached_fit)
+    env = {**os.environ, cache.CACHE_ENV: str(cache_folder)}
+    done = subprocess.run([sys.executable, "-m", "compresskit.cache", "clear"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "removed 1 cached model(s)" in done.stdout
+    assert not list(cache_folder.glob("*.ckpt"))
+    wrong = subprocess.run([sys.executable, "-m", "compresskit.cache"], env=env, capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "usage" in wrong.stderr
