@@ -241,20 +241,58 @@ def test_a_folder_that_cannot_be_written_warns_once(tmp_path, monkeypatch, capsy
     assert (returned, capsys.readouterr().out) == (returned_off, printed_off) == ([True, False, False], printed_off)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write into a read-only folder")
-def test_a_read_only_home_warns_once(tmp_path, monkeypatch, capsys):
-    home = tmp_path / "home"
-    home.mkdir()
-    home.chmod(0o500)
+_READ_ONLY_HOME = """
+import json, warnings
+from compresskit.course.exercises import pruning
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    results = [pruning.check_threshold_mask(lambda w, t: (w.abs() >= t).float()) for _ in range(2)]
+print(json.dumps({"results": results, "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning]}))
+"""
+
+
+def _as_a_user_who_cannot_write(home: Path) -> list[str] | None:
+    """The command prefix that runs Python as a user for whom ``home`` is read-only: ourselves
+    when we are not root (home is chmod 0o500), else ``nobody`` through setpriv (root writes
+    into any folder, and `make test` runs as root in CI). None where neither works."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return [sys.executable]
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+    probe = subprocess.run([*prefix, "-c", f"import os; print(os.access({str(home)!r}, os.W_OK))"],
+                           capture_output=True, text=True, timeout=60, cwd="/")
+    return prefix if probe.returncode == 0 and probe.stdout.strip() == "False" else None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_read_only_home_warns_once():
+    """A learner whose home cannot be written still gets the checker's answer, and one warning
+    for two checks. Run in a fresh process as a user who cannot write there (not skipped for root)."""
+    import shutil
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="ro-home-", dir="/tmp"))
     try:
-        monkeypatch.delenv(progress.ENV)
-        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-        monkeypatch.setenv("HOME", str(home))
-        monkeypatch.setattr(progress, "_warned", set())
-        with pytest.warns(RuntimeWarning, match="could not record your progress"):
-            assert pruning.check_threshold_mask(right_threshold_mask) is True
+        home.chmod(0o555 if os.geteuid() == 0 else 0o500)
+        prefix = _as_a_user_who_cannot_write(home)
+        if prefix is None:
+            pytest.skip("running as root without setpriv, or `nobody` cannot run this Python: no user to whom a folder is read-only")
+        env = {k: v for k, v in os.environ.items() if k not in (progress.ENV, "XDG_DATA_HOME")}
+        env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        run = subprocess.run([*prefix, "-c", _READ_ONLY_HOME], capture_output=True, text=True, timeout=300, env=env, cwd=str(home))
+        assert run.returncode == 0, run.stderr
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        assert report["results"] == [True, True]
+        recorded = [w for w in report["warnings"] if "could not record your progress" in w]
+        assert len(recorded) == 1, report["warnings"]
+        assert list(home.iterdir()) == []  # nothing was written
     finally:
         home.chmod(0o700)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_two_kernels_recording_at_once_lose_no_line(progress_file):
