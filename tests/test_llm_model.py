@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from compresskit import llm
+from compresskit import llm, models
 from llm_standin import tiny_lm, token_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors run fastest on one thread
@@ -126,3 +126,30 @@ def test_a_pruned_model_is_quantized_with_its_zeros_and_left_pruned():
     llm.quantize_model(model, "awq", 4, 16, token_batches(1), n_grid=3)
     llm.quantize_model(model, "gptq", 4, 16, token_batches(1))
     assert llm.find_folds(model, token_batches(1)[0])[1] == ("blocks.0.ln2", ["blocks.0.fc1"])
+
+
+def test_inputs_of_named_layers_stop_early_and_equal_the_full_run():
+    model, batches = tiny_lm(), token_batches(3)
+    full = llm.calibration_inputs(model, batches)
+    some = llm.calibration_inputs(model, batches, ["blocks.1.fc1", "blocks.0.proj"])
+    assert list(some) == ["blocks.0.proj", "blocks.1.fc1"]
+    for name, X in some.items():
+        assert torch.equal(X, full[name])
+
+
+course_lm = pytest.mark.skipif(not hasattr(models, "TinyLMConfig"), reason="the course's transformer is not in compresskit.models yet")
+
+
+@course_lm
+def test_the_course_transformer_folds_q_k_v_together_and_gptq_gives_them_one_hessian():
+    model = models.tiny_lm(models.TinyLMConfig(n_layer=2, n_head=2, d_model=32, block_size=32))
+    batches = [torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    folds = llm.find_folds(model, batches[0])
+    assert folds[0] == ("blocks.0.ln1", ["blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v"])
+    assert [p for p, _ in folds] == ["blocks.0.ln1", "blocks.0.ln2", "blocks.1.ln1", "blocks.1.ln2"]
+    q = llm.quantize_model(model, "gptq", 4, 16, batches, embedding_bits=8)
+    X = llm.calibration_inputs(model, batches, ["blocks.0.attn.k"])["blocks.0.attn.k"]
+    expected = llm.gptq(model.blocks[0].attn.k.weight, llm.gptq_hessian(X), 4, 16).dequantize()
+    assert torch.equal(q.blocks[0].attn.k.weight, expected)
+    assert q.quantized_weights["tok_emb.weight"] is q.quantized_weights["head.weight"]
+    assert len(q.quantized_weights) == 2 * 6 + 3  # six Linears per block, the tied table under two names, pos_emb

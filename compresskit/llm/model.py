@@ -49,6 +49,10 @@ def _batches(batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     return batches
 
 
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass early."""
+
+
 def _run(model: nn.Module, batches: Sequence[torch.Tensor], hooks: list[tuple[nn.Module, str, object]], name: str = "calibration") -> None:
     """Forward every batch in eval mode without gradients with the hooks on; modes and hooks given back after.
 
@@ -64,6 +68,8 @@ def _run(model: nn.Module, batches: Sequence[torch.Tensor], hooks: list[tuple[nn
             for i, b in enumerate(batches):
                 try:
                     model(b)
+                except _Stop:  # a hook has what it needs: the rest of the forward pass is not computed
+                    pass
                 except (RuntimeError, IndexError, TypeError, ValueError) as exc:
                     raise ValueError(f"`{name}[{i}]` must be a batch `model` can take; got {tuple(b.shape)} {b.dtype}: {exc}") from exc
     finally:
@@ -78,7 +84,11 @@ def _linears(model: nn.Module) -> dict[str, nn.Linear]:
 
 
 def calibration_inputs(model: nn.Module, batches: Iterable[torch.Tensor], names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Each Linear's inputs over ``batches``, (rows, in_features), in the order the forward pass reaches them."""
+    """Each Linear's inputs over ``batches``, (rows, in_features), in the order the forward pass reaches them.
+
+    With ``names``, only those layers' inputs, and each forward pass stops once every one of them
+    has seen its input (a layer called twice in one pass gives its first input only).
+    """
     check_module("model", model)
     batches = _batches(batches)
     linears = _linears(model)
@@ -90,9 +100,18 @@ def calibration_inputs(model: nn.Module, batches: Iterable[torch.Tensor], names:
             raise ValueError(f"`names` must name Linear layers of `model`; got {missing}")
         linears = {n: linears[n] for n in names}
     seen: dict[str, list[torch.Tensor]] = {}
+    stop, left = names is not None, set(linears)
 
     def keep(name: str):
-        return lambda module, args: seen.setdefault(name, []).append(args[0].detach().reshape(-1, module.in_features).clone())
+        def hook(module: nn.Module, args: tuple) -> None:
+            if stop and name not in left:
+                return
+            seen.setdefault(name, []).append(args[0].detach().reshape(-1, module.in_features).clone())
+            left.discard(name)
+            if stop and not left:  # every named layer has its input from this batch
+                left.update(linears)
+                raise _Stop
+        return hook
 
     _run(model, batches, [(m, "pre", keep(n)) for n, m in linears.items()])
     return {n: torch.cat(xs) for n, xs in seen.items()}
@@ -166,11 +185,20 @@ def _permanent(model: nn.Module) -> nn.Module:
     return new
 
 
-def _forward_order(model: nn.Module, example: torch.Tensor, names: Sequence[str]) -> list[str]:
-    order: list[str] = []
+def _forward_stages(model: nn.Module, example: torch.Tensor, names: Sequence[str]) -> list[list[str]]:
+    """The layers in the order the forward pass reaches them, those that read one tensor (q, k, v) together."""
+    calls: list[tuple[str, torch.Tensor]] = []  # the inputs are kept so their ids are not reused
     modules = dict(model.named_modules())
-    _run(model, [example], [(modules[n], "pre", (lambda n: lambda m, a: order.append(n) if n not in order else None)(n)) for n in names])
-    return order + [n for n in names if n not in order]
+    _run(model, [example], [(modules[n], "pre", (lambda n: lambda m, a: calls.append((n, a[0])))(n)) for n in names])
+    stages: list[list[str]] = []
+    for i, (name, x) in enumerate(calls):
+        if any(name in stage for stage in stages):
+            continue
+        if i and x is calls[i - 1][1] and calls[i - 1][0] in stages[-1]:
+            stages[-1].append(name)
+        else:
+            stages.append([name])
+    return stages + [[n] for n in names if not any(n in stage for stage in stages)]
 
 
 def quantize_model(
@@ -205,23 +233,25 @@ def quantize_model(
     new = _permanent(model)
     shared = _shared(new)
     linears = {n: m for n, m in _linears(new).items() if id(m.weight) not in shared}  # a tied head follows its embedding
-    order = _forward_order(new, calibration[0], list(linears)) if method != "rtn" else list(linears)
+    stages = _forward_stages(new, calibration[0], list(linears)) if method != "rtn" else [[n] for n in linears]
     if method == "awq":
         for prev, names in find_folds(new, calibration[0]):
             X = calibration_inputs(new, calibration, [names[0]])[names[0]]
             found = awq_search([linears[n].weight for n in names], X, bits, group_size, symmetric, n_grid)
             fold_scales(dict(new.named_modules())[prev], [linears[n] for n in names], found.scales)
     codes: dict[str, QuantizedWeight] = {}
-    for name in order:
-        fc = linears[name]
-        if method == "gptq":  # inputs through the layers quantized so far
-            H = gptq_hessian(calibration_inputs(new, calibration, [name])[name])
-            q = gptq(fc.weight, H, bits, group_size, symmetric, act_order=act_order, percdamp=percdamp)
-        else:
-            q = quantize_rtn(fc.weight, bits, group_size, symmetric)
-        with torch.no_grad():
-            fc.weight.copy_(q.dequantize())
-        codes[f"{name}.weight"] = q
+    for stage in stages:
+        if method == "gptq":  # inputs through the layers quantized so far; layers of a stage share them
+            H = gptq_hessian(calibration_inputs(new, calibration, stage[:1])[stage[0]])
+        for name in stage:
+            fc = linears[name]
+            if method == "gptq":
+                q = gptq(fc.weight, H, bits, group_size, symmetric, act_order=act_order, percdamp=percdamp)
+            else:
+                q = quantize_rtn(fc.weight, bits, group_size, symmetric)
+            with torch.no_grad():
+                fc.weight.copy_(q.dequantize())
+            codes[f"{name}.weight"] = q
     if embedding_bits is not None:
         codes.update(_quantize_embeddings(new, embedding_bits, symmetric))
     new.quantized_weights = codes
