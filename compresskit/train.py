@@ -173,7 +173,7 @@ def predict(model: nn.Module, data: DataLoader | Iterable | torch.Tensor, *, dev
     with _eval_mode(model), torch.inference_mode():
         for i, batch in enumerate(batches):
             x = _batch_inputs(batch, i)
-            preds.append(model(x.to(device)).argmax(dim=1).cpu())
+            preds.append(_forward(model, x.to(device), "data", i).argmax(dim=1).cpu())
     if not preds:
         raise ValueError("`data` must hold at least one sample; got none")
     return torch.cat(preds)
@@ -198,7 +198,9 @@ def _evaluate(model: nn.Module, data: DataLoader | Iterable, device: torch.devic
     with _eval_mode(model), torch.inference_mode():  # One pass: a shuffled loader yields a new order on each pass.
         for i, (x, y) in enumerate(data):
             x = _batch_inputs((x,), i, name)
-            correct += int((model(x.to(device)).argmax(dim=1).cpu() == y.cpu()).sum())
+            logits = _forward(model, x.to(device), name, i)
+            _check_labels(name, y, i, len(x), logits.shape[1])
+            correct += int((logits.argmax(dim=1).cpu() == y.cpu()).sum())
             total += len(y)
     if total == 0:
         raise ValueError(f"`{name}` must hold at least one sample; got none")
@@ -216,6 +218,29 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, name: str, index: int) -> torch.Tensor:
+    """``model(x)`` in eval mode, where an input the model cannot take (wrong width, wrong
+    number of channels) is a ValueError naming the argument, not torch's matrix error."""
+    try:
+        return model(x)
+    except RuntimeError as exc:
+        if not any(words in str(exc) for words in ("cannot be multiplied", "size mismatch", "Expected", "expected input", "must match")):
+            raise
+        raise ValueError(f"`{name}` does not fit `model`: batch {index} has inputs of shape {tuple(x.shape)} "
+                         f"({str(exc).splitlines()[0]})") from exc
+
+
+def _check_labels(name: str, y: object, index: int, n: int, n_classes: int) -> None:
+    """Integer class labels in [0, n_classes), one per input."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"`{name}` must yield (x, y) batches with y a tensor of class labels; batch {index} has {type(y).__name__}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool or y.shape != (n,):
+        raise ValueError(f"`{name}` must yield integer class labels, one per input; batch {index} has {y.dtype} of shape {tuple(y.shape)} for {n} inputs")
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"`{name}` must yield class labels in [0, {n_classes - 1}] (the model has {n_classes} outputs); "
+                         f"batch {index} holds labels from {int(y.min())} to {int(y.max())}")
 
 
 def _batch_inputs(batch: object, index: int, name: str = "data") -> torch.Tensor:

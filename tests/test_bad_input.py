@@ -77,6 +77,13 @@ CASES = [
     Bad(models.cnn, a(channels=[4, 2.5]), TypeError, ["`channels[1]`", "2.5"]),
     Bad(models.cnn, a(num_classes=1), ValueError, ["`num_classes`", "1"]),
     Bad(models.copy_model, a("mlp"), TypeError, ["`model`", "'mlp'"]),
+    Bad(models.TinyLMConfig, a(n_head=3, d_model=128), ValueError, ["`d_model`", "`n_head`=3", "128"]),
+    Bad(models.TinyLMConfig, a(n_layer=0), ValueError, ["`n_layer`", "0"]),
+    Bad(models.TinyLM, a({"n_layer": 2}), TypeError, ["`config`", "dict"]),
+    Bad(models.tiny_lm, a(seed=-1), ValueError, ["`seed`", "-1"]),
+    Bad(lambda idx: models.tiny_lm(models.TinyLMConfig(n_layer=1, n_head=1, d_model=8, block_size=4))(idx),
+        a(torch.zeros(1, 5, dtype=torch.long)), ValueError, ["`idx`", "block_size=4", "5"]),
+    Bad(models.load_tiny_lm, a("mian"), ValueError, ["`name`", "'mian'"]),
     # --- train ----------------------------------------------------------------------------------
     Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"val_loader": [], "progress": False})), ValueError, ["`val_loader`", "empty list"], watch=0),
     Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"lr": -1.0, "progress": False})), ValueError, ["`lr`", "-1.0"], watch=0),
@@ -85,6 +92,10 @@ CASES = [
     Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"seed": "0", "progress": False})), TypeError, ["`seed`", "'0'"], watch=0),
     Bad(train.predict, lazy(lambda: ((mlp(), X * float("nan")), {})), ValueError, ["`data`", "NaN"], watch=0),
     Bad(train.predict, a(nn.ReLU(), X), ValueError, ["`model`", "ReLU"]),
+    Bad(train.predict, lazy(lambda: ((mlp(), torch.rand(4, 1, 7, 7)), {})), ValueError, ["`data`", "does not fit `model`", "(4, 1, 7, 7)"], watch=0),
+    Bad(train.evaluate, lazy(lambda: ((mlp(), [(X, torch.tensor([0, 1, 2, 10]))]), {})), ValueError, ["`data`", "labels in [0, 9]", "to 10"], watch=0),
+    Bad(train.evaluate, lazy(lambda: ((mlp(), [(X, Y.float())]), {})), ValueError, ["`data`", "integer class labels", "float32"], watch=0),
+    Bad(train.evaluate, lazy(lambda: ((models.cnn(seed=0).train(), [(torch.rand(4, 1, 7, 7), Y)]), {})), ValueError, ["`data`", "does not fit `model`"], watch=0),
     Bad(train.evaluate, lazy(lambda: ((mlp(), X), {})), TypeError, ["`data`", "tensor of shape (4, 1, 8, 8)"], watch=0),
     Bad(train.evaluate, lazy(lambda: ((mlp(), [(X, Y)]), {"device": "gpu"})), ValueError, ["`device`", "'gpu'"], watch=0),
     Bad(train.soft_cross_entropy, a(torch.zeros(2, 3), torch.zeros(2, 4)), ValueError, ["`targets`", "(2, 4)"]),
@@ -176,6 +187,7 @@ CASES = [
     Bad(Q.kmeans_dequantize, a(torch.randn(4), torch.tensor([0, 7])), ValueError, ["`indices`", "7"]),
     Bad(Q.power_of_two_encode, a(torch.randn(4), bits=1), ValueError, ["`bits`", "1"]),
     Bad(Q.power_of_two_decode, a(torch.tensor([1]), 500), ValueError, ["`e_max`", "500"]),
+    Bad(Q.activation_ranges, lazy(lambda: ((mlp(), torch.rand(4, 1, 7, 7)), {})), ValueError, ["`calibration_data`", "64 features", "got 49"], watch=0),
     Bad(Q.power_of_two_decode, a(torch.tensor([1.5, -2.0]), 3), TypeError, ["`codes`", "integer", "float32"]),  # decoded 1.5
     Bad(Q.power_of_two_quantize, a(NAN), ValueError, ["`x`", "NaN"]),
     Bad(Q.float_format, a(torch.int8), TypeError, ["`dtype`", "torch.int8"]),
@@ -199,6 +211,8 @@ CASES = [
                             torch.ones(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64), True), TypeError, ["`weight`", "torch.float32"]),
     Bad(Q.IntegerMLP, a([]), TypeError, ["`layers`", "[]"]),
     Bad(Q.IntegerMLP.from_float, lazy(lambda: ((models.cnn(), X), {})), TypeError, ["`model`", "Conv2d"], watch=0),
+    Bad(lambda x: Q.IntegerMLP.from_float(mlp(), X)(x), a(torch.rand(4, 1, 7, 7)), ValueError, ["`x`", "64 features", "got 49"]),
+    Bad(lambda x: Q.IntegerMLP.from_float(mlp(), X).simulate(x), a(torch.rand(4, 49)), ValueError, ["`x`", "64 features", "got 49"]),
     # --- quantization: ONNX Runtime ----------------------------------------------------------------------
     Bad(ort.export_onnx, lazy(lambda: ((pruned_mlp(), torch.zeros(2, 64, dtype=torch.int64)), {})), TypeError, ["`example`", "torch.int64"], watch=0),
     Bad(ort.quantize_onnx, a("model.onnx", X), TypeError, ["`onnx_model`", "str"]),
@@ -258,6 +272,11 @@ NO_ROW = {
     "machine_info": "takes no argument",
     "default_device": "takes no argument",
     "serialized_bytes": "accepts any object: it pickles what torch.save cannot write",
+    "Block": "a layer TinyLM builds from its TinyLMConfig (checked there); rows for TinyLM and TinyLMConfig",
+    "CausalSelfAttention": "a layer TinyLM builds from its TinyLMConfig (checked there); rows for TinyLM and TinyLMConfig",
+    "MLP": "a layer TinyLM builds from its TinyLMConfig (checked there); rows for TinyLM and TinyLMConfig",
+    "TINY_LM_CONFIGS": "a constant",
+    "TINY_LM_FILES": "a constant",
     "cross_entropy_loss": "the default loss_fn, called every step; fit checks the model and torch checks the tensors",
 }
 

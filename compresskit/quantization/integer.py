@@ -183,6 +183,13 @@ class IntegerLinear(nn.Module):
         return fake_quantize(y, self.output_scale, self.output_zero_point, ACT_MIN, ACT_MAX)
 
 
+def _check_width(name: str, x: torch.Tensor, features: int) -> None:
+    """Flattened inputs (B, features) as wide as the first layer takes."""
+    if x.shape[1] != features:
+        raise ValueError(f"`{name}` must have {features} features per sample (the first Linear's in_features) once "
+                         f"flattened; got {x.shape[1]} (inputs of shape {tuple(x.shape)})")
+
+
 def _linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
     """(Linear, followed by ReLU?) for an ``nn.Sequential`` of Flatten, Linear and ReLU."""
     if not isinstance(model, nn.Sequential):
@@ -206,6 +213,7 @@ def activation_ranges(model: nn.Module, calibration_data: torch.Tensor, method: 
     for name, param in model.named_parameters():
         check_tensor(f"model.{name}", param, finite=True)
     x = check_tensor("calibration_data", calibration_data, floating=True, finite=True).flatten(1)
+    _check_width("calibration_data", x, layers[0][0].in_features)
     ranges = [calibrate(x, method)]
     for linear, relu in layers:
         x = linear(x)
@@ -244,6 +252,7 @@ class IntegerMLP(nn.Module):
         """Float images (B, ...) -> uint8 (B, features): the only float step before the integer layers."""
         x = check_tensor("x", x, floating=True, finite=True).flatten(1)
         first = self.layers[0]
+        _check_width("x", x, first.weight.shape[1])
         return quantize(x, first.input_scale, first.input_zero_point, ACT_MIN, ACT_MAX)
 
     def forward_int(self, q_x: torch.Tensor) -> torch.Tensor:
@@ -261,6 +270,7 @@ class IntegerMLP(nn.Module):
         """The fake-quantized float model with the same parameters (no integer arithmetic)."""
         x = check_tensor("x", x, floating=True, finite=True).flatten(1)
         first = self.layers[0]
+        _check_width("x", x, first.weight.shape[1])
         x = fake_quantize(x, first.input_scale, first.input_zero_point, ACT_MIN, ACT_MAX)
         for layer in self.layers:
             x = layer.simulate(x)
