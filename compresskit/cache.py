@@ -137,9 +137,10 @@ def _digest(*parts: Any) -> str:
 
 
 def _tensor_digest(t: torch.Tensor) -> str:
-    t = t.detach().cpu().contiguous()
+    shape = tuple(t.shape)
+    t = t.detach().cpu().contiguous().reshape(-1)  # 1-D: a 0-d tensor (BatchNorm's step count) cannot be viewed as bytes
     raw = t.view(torch.uint8) if t.numel() and t.dtype != torch.bool else t.to(torch.uint8)
-    return _digest(str(t.dtype), tuple(t.shape), raw.numpy().tobytes())
+    return _digest(str(t.dtype), shape, raw.numpy().tobytes())
 
 
 def _module_description(model: nn.Module) -> dict[str, Any]:

@@ -308,3 +308,25 @@ def test_clear_from_the_command_line(cache_folder):
     assert not list(cache_folder.glob("*.ckpt"))
     wrong = subprocess.run([sys.executable, "-m", "compresskit.cache"], env=env, capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0 and "usage" in wrong.stderr
+
+
+def test_a_cnn_with_batchnorm_statistics(trainings):
+    X, y = _xy()
+    images = X.reshape(-1, 1, 8, 8)
+
+    def run(fit):
+        model = models.cnn((4, 4), seed=0)
+        fit(model, data.make_loader(images, y, 32, shuffle=True), epochs=2, progress=False)
+        return model
+
+    first, second, fresh = run(cache.cached_fit), run(cache.cached_fit), run(train.fit)
+    assert len(trainings) == 2
+    assert _same_weights(second, fresh) and int(second.bn1.num_batches_tracked) == 2 * 3  # the statistics come back too
+    assert not torch.equal(second.bn1.running_mean, models.cnn((4, 4), seed=0).bn1.running_mean)
+
+
+def test_fingerprint_tells_tensors_apart_by_value_dtype_and_shape():
+    prints = [cache.fingerprint(t) for t in (torch.tensor(3), torch.tensor(4), torch.tensor([3]), torch.tensor(3.0),
+                                             torch.zeros(2, 3), torch.zeros(3, 2), torch.zeros(0), torch.tensor([True]))]
+    assert len({str(p) for p in prints}) == len(prints)
+    assert cache.fingerprint(torch.arange(6).reshape(2, 3).t()) == cache.fingerprint(torch.arange(6).reshape(2, 3).t().contiguous())
