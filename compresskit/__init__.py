@@ -4,7 +4,8 @@ Three layers, imports only point down:
 
 * core: :mod:`compresskit.data`, :mod:`compresskit.models`, :mod:`compresskit.train`,
   :mod:`compresskit.measure`, :mod:`compresskit.cache` (trained models, loaded instead of
-  trained again) and the private :mod:`compresskit._validation`.
+  trained again), :mod:`compresskit.text` (the language model's text, bytes and perplexity)
+  and the private :mod:`compresskit._validation`.
   Knows nothing of compression.
 * techniques: one package per topic, ``pruning``, ``quantization``, ``sparsity``,
   ``ensembles``, ``distillation``, ``superres`` and ``coding``, each importing core only, so that one

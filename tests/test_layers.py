@@ -1,6 +1,6 @@
 """The library's three layers: imports only point down (see compresskit/__init__.py).
 
-core (data, models, train, measure, cache, _validation) imports no technique and no course module;
+core (data, models, train, measure, cache, text, _validation) imports no technique and no course module;
 a technique imports core only, never another technique, so it can be copied out alone;
 nothing outside compresskit.course imports compresskit.course.
 
@@ -18,7 +18,7 @@ import pytest
 import compresskit
 
 PACKAGE = Path(compresskit.__file__).resolve().parent
-CORE = {"data", "models", "train", "measure", "cache", "_validation"}
+CORE = {"data", "models", "train", "measure", "cache", "text", "_validation"}
 
 
 def techniques_in(package: Path) -> list[str]:
