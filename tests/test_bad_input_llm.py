@@ -205,6 +205,12 @@ CASES = [
     Bad(llm.quantize_model, lazy(lambda: ((pruned_lm(), "rtn", 4, 16), {"symmetric": 1})), TypeError, ["`symmetric`", "bool", "1"], watch=(0,)),
     Bad(llm.quantize_model, lazy(lambda: ((nan_lm(), "rtn", 4, 16), {})), ValueError, ["`model`", "finite", "`blocks.1.proj.weight`"], watch=(0,)),
     Bad(llm.quantize_model, a(nn.Sequential(nn.ReLU()), "rtn", 4), ValueError, ["`model`", "nn.Linear", "Sequential"]),
+    Bad(llm.smoothquant_model, lazy(lambda: ((pruned_lm(), CAL, 1.5), {})), ValueError, ["`alpha`", "[0, 1]", "1.5"], watch=(0,)),
+    Bad(llm.smoothquant_model, lazy(lambda: ((pruned_lm(), []), {})), ValueError, ["`calibration`", "at least one batch"], watch=(0,)),
+    Bad(llm.smoothquant_model, lazy(lambda: ((pruned_lm(), CAL), {"activations": "per_row"})), ValueError, ["`activations`", "'per_row'"], watch=(0,)),
+    Bad(llm.smoothquant_model, lazy(lambda: ((nan_lm(), CAL), {})), ValueError, ["`model`", "finite", "`blocks.1.proj.weight`"], watch=(0,)),
+    Bad(llm.W8A8Linear, a(4, 2, True, "per_row"), ValueError, ["`activations`", "'per_row'"]),
+    Bad(llm.W8A8Linear.from_float, a(nn.Conv1d(2, 2, 1)), TypeError, ["`linear`", "nn.Linear", "Conv1d"]),
     Bad(llm.quantized_state_dict, lazy(lambda: ((pruned_lm(),), {})), ValueError, ["`model`", "quantize_model", "`quantized_weights`"], watch=(0,)),
     Bad(llm.quantized_state_dict, a([1]), TypeError, ["`model`", "torch.nn.Module", "list"]),
     Bad(llm.load_quantized_model, lazy(lambda: (("/nonexistent/m.ckq", pruned_lm()), {})), ValueError, ["`path`", "existing file"], watch=(1,)),
@@ -255,6 +261,7 @@ def test_a_pruned_model_goes_through_every_function_that_takes_a_model(method, t
     with torch.no_grad():  # the dense twin: the pruned model's weights with its zeros
         dense.blocks[0].fc1.weight.copy_(model.blocks[0].fc1.weight)
     before = snapshot(model)
+    smooth_p, smooth_d = llm.smoothquant_model(model, CAL), llm.smoothquant_model(dense, CAL)
     X_p, X_d = llm.calibration_inputs(model, CAL), llm.calibration_inputs(dense, CAL)
     assert X_p.keys() == X_d.keys() and all(torch.equal(X_p[k], X_d[k]) for k in X_p)
     assert llm.find_folds(model, CAL[0]) == llm.find_folds(dense, CAL[0])
@@ -265,5 +272,7 @@ def test_a_pruned_model_goes_through_every_function_that_takes_a_model(method, t
     llm.save_quantized(tmp_path / "m.ckq", llm.quantized_state_dict(q_p))
     back = llm.load_quantized_model(tmp_path / "m.ckq", model)
     assert all(torch.equal(back.state_dict()[k], v) for k, v in q_d.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(smooth_p(CAL[0]), smooth_d(CAL[0]))
     after = snapshot(model)
     assert all(torch.equal(after[0][k], v) for k, v in before[0].items()) and after[1:] == before[1:]

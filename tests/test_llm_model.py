@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -153,3 +155,35 @@ def test_the_course_transformer_folds_q_k_v_together_and_gptq_gives_them_one_hes
     assert torch.equal(q.blocks[0].attn.k.weight, expected)
     assert q.quantized_weights["tok_emb.weight"] is q.quantized_weights["head.weight"]
     assert len(q.quantized_weights) == 2 * 6 + 3  # six Linears per block, the tied table under two names, pos_emb
+
+
+def with_outlier_channels(model, factor=30.0, channels=(3, 11, 20)):
+    """The same function with a few LayerNorm output channels raised ``factor`` times (the Linears after lowered)."""
+    model = copy.deepcopy(model)
+    idx = torch.tensor(channels)
+    with torch.no_grad():
+        for block in model.blocks:
+            for ln, fc in ((block.ln1, block.qkv), (block.ln2, block.fc1)):
+                ln.weight[idx] *= factor
+                ln.bias[idx] *= factor
+                fc.weight[:, idx] /= factor
+    return model
+
+
+def test_smoothquant_model_folds_the_papers_scales_and_helps_on_outlier_channels():
+    base, batches = tiny_lm(), token_batches(2)
+    model = with_outlier_channels(base)
+    x = token_batches(1, seed=5)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), base(x), rtol=1e-4, atol=1e-4)
+    before = state(model)
+    smooth = llm.smoothquant_model(model, batches, 0.5)
+    plain = llm.smoothquant_model(model, batches, None)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert isinstance(smooth.blocks[0].fc1, llm.W8A8Linear) and type(smooth.head) is nn.Linear
+    assert smooth.head.weight is smooth.tok.weight
+    X = llm.calibration_inputs(model, batches, ["blocks.0.qkv"])["blocks.0.qkv"]
+    s = X.abs().amax(0).sqrt() / model.blocks[0].qkv.weight.abs().amax(0).sqrt()  # Eq. (4), alpha = 0.5
+    torch.testing.assert_close(smooth.blocks[0].ln1.weight, model.blocks[0].ln1.weight / s)
+    assert torch.equal(plain.blocks[0].ln1.weight, model.blocks[0].ln1.weight)
+    assert logit_error(smooth, model, [x]) < logit_error(plain, model, [x]) / 2

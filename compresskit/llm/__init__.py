@@ -31,14 +31,15 @@ from compresskit.llm.groupwise import (
     unpack_int4,
 )
 from compresskit.llm.kernel import MatMulNBitsLinear, kernel_latency, matmul_nbits_model
-from compresskit.llm.model import calibration_inputs, find_folds, load_quantized_model, quantize_model, quantized_state_dict
-from compresskit.llm.smoothquant import Outliers, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
+from compresskit.llm.model import calibration_inputs, find_folds, load_quantized_model, quantize_model, quantized_state_dict, smoothquant_model
+from compresskit.llm.smoothquant import Outliers, W8A8Linear, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
 
 __all__ = [
     "AWQSearch",
     "MatMulNBitsLinear",
     "Outliers",
     "QuantizedWeight",
+    "W8A8Linear",
     "activation_outliers",
     "awq_scales",
     "awq_search",
@@ -63,6 +64,7 @@ __all__ = [
     "quantized_state_dict",
     "save_quantized",
     "smooth_scales",
+    "smoothquant_model",
     "unpack_int4",
     "w8a8_linear",
 ]

@@ -33,9 +33,10 @@ from compresskit.llm.awq import awq_search
 from compresskit.llm.folding import fold_scales
 from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import QuantizedWeight, load_quantized, quantize_rtn
+from compresskit.llm.smoothquant import W8A8Linear, activation_outliers, smooth_scales
 from compresskit.models import copy_model
 
-__all__ = ["calibration_inputs", "find_folds", "load_quantized_model", "quantize_model", "quantized_state_dict"]
+__all__ = ["calibration_inputs", "find_folds", "load_quantized_model", "quantize_model", "quantized_state_dict", "smoothquant_model"]
 
 
 def _batches(batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -292,4 +293,29 @@ def load_quantized_model(path: str, model: nn.Module) -> nn.Module:
                          f"unexpected {sorted(set(state) - expected)[:5]}")
     new.load_state_dict(state)
     new.quantized_weights = {k: v for k, v in tensors.items() if isinstance(v, QuantizedWeight)}
+    return new
+
+
+def smoothquant_model(
+    model: nn.Module, calibration: Iterable[torch.Tensor], alpha: float | None = 0.5, activations: str = "per_token"
+) -> nn.Module:
+    """A new model: SmoothQuant's scales folded into every LayerNorm -> Linear pair (``alpha=None``: none),
+    then every Linear (a tied head excepted) a :class:`W8A8Linear`. The caller's model is not changed."""
+    check_module("model", model)
+    if alpha is not None:
+        check_real("alpha", alpha, 0.0, 1.0)
+    check_choice("activations", activations, ["per_token", "per_tensor"])
+    calibration = _batches(calibration)
+    _check_model(model, 8, None, None)
+    new = _permanent(model)
+    modules = dict(new.named_modules())
+    for prev, names in (find_folds(new, calibration[0]) if alpha is not None else []):
+        if isinstance(modules[prev], nn.LayerNorm):
+            act_max = activation_outliers(calibration_inputs(new, calibration, names[:1])[names[0]]).channel_max
+            fold_scales(modules[prev], [modules[n] for n in names], smooth_scales(act_max, [modules[n].weight for n in names], alpha))
+    shared = _shared(new)
+    for name, m in list(new.named_modules()):
+        if isinstance(m, nn.Linear) and id(m.weight) not in shared:
+            parent, _, child = name.rpartition(".")
+            setattr(new.get_submodule(parent) if parent else new, child, W8A8Linear.from_float(m, activations).train(m.training))
     return new

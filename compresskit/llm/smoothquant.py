@@ -31,10 +31,11 @@ import dataclasses
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from compresskit._validation import check_choice, check_real, check_tensor
 
-__all__ = ["Outliers", "activation_outliers", "int8_decomposition", "smooth_scales", "w8a8_linear"]
+__all__ = ["Outliers", "W8A8Linear", "activation_outliers", "int8_decomposition", "smooth_scales", "w8a8_linear"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,3 +104,26 @@ def int8_decomposition(x: torch.Tensor, weight: torch.Tensor, threshold: float =
     s_W = W_R.abs().amax(1, keepdim=True).clamp(min=1e-8) / 127  # one per output channel of W
     C = torch.round(X_R / s_X).to(torch.int32) @ torch.round(W_R / s_W).to(torch.int32).T  # int32 sums
     return y_fp16 + C.float() * (s_X @ s_W.T), outlier  # Eq. (6) in [2]
+
+
+class W8A8Linear(nn.Linear):
+    """An nn.Linear whose forward is :func:`w8a8_linear` (int8 fake-quantized weights and activations)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, activations: str = "per_token") -> None:
+        super().__init__(in_features, out_features, bias)
+        self.activations = check_choice("activations", activations, ["per_token", "per_tensor"])
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, activations: str = "per_token") -> "W8A8Linear":
+        """A W8A8 copy of ``linear`` (its weight and bias copied; a pruned layer's masked weight)."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"`linear` must be an nn.Linear; got {type(linear).__name__}")
+        new = cls(linear.in_features, linear.out_features, linear.bias is not None, activations)
+        with torch.no_grad():
+            new.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                new.bias.copy_(linear.bias)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return w8a8_linear(x, self.weight, self.bias, self.activations)
