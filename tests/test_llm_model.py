@@ -187,3 +187,25 @@ def test_smoothquant_model_folds_the_papers_scales_and_helps_on_outlier_channels
     torch.testing.assert_close(smooth.blocks[0].ln1.weight, model.blocks[0].ln1.weight / s)
     assert torch.equal(plain.blocks[0].ln1.weight, model.blocks[0].ln1.weight)
     assert logit_error(smooth, model, [x]) < logit_error(plain, model, [x]) / 2
+
+
+class LayerNormUsedTwice(nn.Module):
+    """ln's output goes to fc and is also added to fc's output: folding into ln would change the function."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ln, self.fc, self.ln2, self.out = nn.LayerNorm(16), nn.Linear(16, 16), nn.LayerNorm(16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln(x)
+        return self.out(self.ln2(self.fc(h) + h))
+
+
+def test_find_folds_leaves_out_a_layer_whose_output_goes_elsewhere_too():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LayerNormUsedTwice()
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
+    assert llm.find_folds(model, x) == [("ln2", ["out"])]
+    q = llm.quantize_model(model, "awq", 4, 8, [x], n_grid=3)
+    assert torch.equal(q.ln.weight, model.ln.weight) and not torch.equal(q.ln2.weight, model.ln2.weight)

@@ -129,8 +129,10 @@ def _shared(model: nn.Module) -> set[int]:
 def find_folds(model: nn.Module, example: torch.Tensor) -> list[tuple[str, list[str]]]:
     """``(prev, [linears])``: each LayerNorm or Linear whose output is, as it is, the input of Linear layers.
 
-    Found by running ``example`` once: a Linear's input must be the very tensor a LayerNorm or Linear
-    returned (not a view of it, not after an activation). Layers with a tied weight are left out.
+    Found by running ``example``: a Linear's input must be the very tensor a LayerNorm or Linear
+    returned (not a view of it, not after an activation). Layers with a tied weight are left out, and
+    so is a pair whose fold changes the model's output on ``example`` (the layer's output also goes
+    somewhere else): each pair is folded with random scales into a copy and the outputs compared.
     """
     check_module("model", model)
     check_type("example", example, torch.Tensor)
@@ -152,8 +154,35 @@ def find_folds(model: nn.Module, example: torch.Tensor) -> list[tuple[str, list[
     hooks = [(m, "post", output(n)) for n, m in modules.items() if isinstance(m, (nn.LayerNorm, nn.Linear))]
     hooks += [(m, "pre", reads(n)) for n, m in modules.items() if isinstance(m, nn.Linear)]
     _run(model, [example], hooks, "example")
-    return [(p, ls) for p, ls in pairs.items() if id(getattr(modules[p], "weight", None)) not in shared
-            and not (isinstance(modules[p], nn.LayerNorm) and not modules[p].elementwise_affine)]
+    found = [(p, ls) for p, ls in pairs.items() if id(getattr(modules[p], "weight", None)) not in shared
+             and not (isinstance(modules[p], nn.LayerNorm) and not modules[p].elementwise_affine)]
+    return [(p, ls) for p, ls in found if _fold_keeps_function(model, example, p, ls)]
+
+
+def _outputs(model: nn.Module, example: torch.Tensor) -> list[torch.Tensor]:
+    result: list = []
+    _run(model, [example], [(model, "post", lambda m, a, out: result.append(out))], "example")
+    leaves, out = [], result[0]
+    stack = [out]
+    while stack:  # the tensors of a tensor, tuple, list or dict output
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            leaves.append(item.float())
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return leaves
+
+
+def _fold_keeps_function(model: nn.Module, example: torch.Tensor, prev: str, linears: list[str]) -> bool:
+    """Fold scales in [0.5, 2] into a copy and compare its outputs with the model's."""
+    trial = _permanent(model)
+    modules = dict(trial.named_modules())
+    s = torch.rand(modules[linears[0]].in_features, generator=torch.Generator().manual_seed(0)) * 1.5 + 0.5
+    fold_scales(modules[prev], [modules[n] for n in linears], s)
+    before, after = _outputs(model, example), _outputs(trial, example)
+    return all(torch.allclose(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()) + 1e-6) for a, b in zip(after, before))
 
 
 def _check_model(model: nn.Module, bits: int, group_size: int | None, embedding_bits: int | None) -> dict[str, nn.Linear]:
