@@ -115,6 +115,8 @@ def fit(
     device = _check_device(device) if device is not None else module_device("model", model)
     _check_finite_parameters(model)
     model.to(device)
+    if val_loader is not None and not isinstance(val_loader, Iterator):  # a one-shot iterator is read once, after training
+        _evaluate(model, val_loader, device, "val_loader")  # labels and input shapes checked before the first step (eval mode: nothing changes)
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)

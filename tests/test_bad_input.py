@@ -90,6 +90,10 @@ CASES = [
     Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"epochs": 2.0, "progress": False})), TypeError, ["`epochs`", "2.0"], watch=0),
     Bad(train.fit, lazy(lambda: ((mlp(), [(X * float("nan"), Y)]), {"progress": False})), ValueError, ["`train_loader`", "NaN"]),
     Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"seed": "0", "progress": False})), TypeError, ["`seed`", "'0'"], watch=0),
+    Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"val_loader": [(X, torch.tensor([0, 1, 2, 10]))], "progress": False})),
+        ValueError, ["`val_loader`", "labels in [0, 9]", "to 10"], watch=0),  # refused before the first step
+    Bad(train.fit, lazy(lambda: ((mlp(), [(X, Y)]), {"val_loader": [(torch.rand(4, 1, 7, 7), Y)], "progress": False})),
+        ValueError, ["`val_loader`", "does not fit `model`"], watch=0),
     Bad(train.predict, lazy(lambda: ((mlp(), X * float("nan")), {})), ValueError, ["`data`", "NaN"], watch=0),
     Bad(train.predict, a(nn.ReLU(), X), ValueError, ["`model`", "ReLU"]),
     Bad(train.predict, lazy(lambda: ((mlp(), torch.rand(4, 1, 7, 7)), {})), ValueError, ["`data`", "does not fit `model`", "(4, 1, 7, 7)"], watch=0),
