@@ -137,6 +137,7 @@ CASES = [
     Bad(llm.gptq, a(NAN_W, H, 4), ValueError, ["`weight`", "finite"]),
     Bad(llm.gptq, a(W, H, 4, block_size=0), ValueError, ["`block_size`", "got 0"]),
     Bad(llm.gptq, a(W, H, 4, percdamp=2.0), ValueError, ["`percdamp`", "[0, 1]", "2.0"]),
+    Bad(llm.gptq, a(W, llm.gptq_hessian(X[:4]), 4, percdamp=0.0), ValueError, ["`H`", "positive definite", "percdamp=0.0"]),
     Bad(llm.gptq, a(W, H, 4, act_order="yes"), TypeError, ["`act_order`", "bool", "'yes'"]),
     # --- awq ------------------------------------------------------------------------------------------
     Bad(llm.awq_scales, a(X, 1.5), ValueError, ["`alpha`", "[0, 1]", "1.5"]),

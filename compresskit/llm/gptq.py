@@ -52,8 +52,12 @@ def _inverse_cholesky(H: torch.Tensor, percdamp: float) -> torch.Tensor:
     """Upper Cholesky factor of (H + λI)⁻¹, λ = percdamp · mean(diag H) (Sec. 3, Step 3 in [1])."""
     H = H.clone()
     H.diagonal().add_(percdamp * H.diagonal().mean())
-    L = torch.linalg.cholesky(H)
-    return torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
+    try:
+        L = torch.linalg.cholesky(H)
+        return torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
+    except torch.linalg.LinAlgError as exc:
+        raise ValueError(f"`H` plus dampening must be positive definite (more calibration rows than inputs, or a larger "
+                         f"`percdamp`); got percdamp={percdamp}: {exc}") from exc
 
 
 def _check(weight: torch.Tensor, H: torch.Tensor, block_size: int, percdamp: float, act_order: bool) -> None:
