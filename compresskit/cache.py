@@ -146,6 +146,7 @@ def _tensor_digest(t: torch.Tensor) -> str:
 def _module_description(model: nn.Module) -> dict[str, Any]:
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "layers": sorted({f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()}),  # whose code runs
         "repr": repr(model),
         "state": {k: _tensor_digest(v) for k, v in model.state_dict().items()},
         "trainable": [n for n, p in model.named_parameters() if p.requires_grad],

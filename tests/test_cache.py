@@ -330,3 +330,12 @@ def test_fingerprint_tells_tensors_apart_by_value_dtype_and_shape():
                                              torch.zeros(2, 3), torch.zeros(3, 2), torch.zeros(0), torch.tensor([True]))]
     assert len({str(p) for p in prints}) == len(prints)
     assert cache.fingerprint(torch.arange(6).reshape(2, 3).t()) == cache.fingerprint(torch.arange(6).reshape(2, 3).t().contiguous())
+
+
+def test_the_code_of_every_layer_is_in_the_key():
+    from compresskit.training import QATLinear
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), QATLinear(64, 10))
+    key = {"model": cache._module_description(model)}
+    assert "training" in cache._code_names(key)  # QATLinear's package is hashed with the core
+    assert set(cache.CORE) <= set(cache._code_names(key))
