@@ -318,6 +318,8 @@ def accuracy(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], X: torch
         raise TypeError(f"`model` must be an nn.Module or a callable returning logits; got {type(model).__name__} {model!r:.80}")
     check_tensor("X", X, floating=True, finite=True)
     check_tensor("y", y, ndim=1)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"`y` must hold integer class labels; got dtype {y.dtype}")
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"`X` and `y` must have the same length; got {X.shape[0]} and {y.shape[0]}")
     batch_size = check_int("batch_size", batch_size, 1)
@@ -328,7 +330,16 @@ def accuracy(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], X: torch
             model.eval()
         with torch.inference_mode():
             for i in range(0, len(X), batch_size):
-                correct += int((model(X[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum())
+                try:
+                    logits = model(X[i : i + batch_size])
+                except RuntimeError as exc:
+                    if "cannot be multiplied" not in str(exc) and "Expected" not in str(exc):
+                        raise
+                    raise ValueError(f"`X` does not fit `model`: inputs of shape {tuple(X.shape)} ({str(exc).splitlines()[0]})") from exc
+                if i == 0 and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+                    raise ValueError(f"`y` must hold class labels in [0, {logits.shape[1] - 1}] (the model has {logits.shape[1]} "
+                                     f"outputs); got labels from {int(y.min())} to {int(y.max())}")
+                correct += int((logits.argmax(dim=1) == y[i : i + batch_size]).sum())
     finally:
         if was_training is not None:
             model.train(was_training)

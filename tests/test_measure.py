@@ -177,7 +177,7 @@ def test_accuracy_gives_the_model_back_in_its_mode_even_on_failure(was_training)
     X, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
     measure.accuracy(model, X, y)
     assert model.training is was_training
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="`X` does not fit `model`: inputs of shape \\(4, 1, 7, 7\\)"):
         measure.accuracy(model, torch.randn(4, 1, 7, 7), y)  # the wrong image size fails inside the model
     assert model.training is was_training
 
