@@ -3,7 +3,7 @@
 * The handwritten digits that ship with scikit-learn (1797 images of 8x8 pixels, 10 classes),
   split once, stratified and with a fixed seed, into train (60%), validation (20%) and test (20%).
 * A small set of grey-scale photographs for super-resolution at their native resolution
-  (two held-out images whole, native-resolution crops of the others for training), built by
+  (256 x 256 crops: two held out for testing, twelve for training), built by
   ``datasets/build.py`` from images that ship inside scikit-image, scikit-learn and matplotlib,
   and verified against ``datasets/SHA256SUMS`` every time it is loaded.
 """
@@ -187,8 +187,8 @@ def _verified_path(name: str, directory: Path | str | None = None) -> Path:
 def load_sr_images(directory: Path | str | None = None) -> dict[str, np.ndarray]:
     """The super-resolution images: name -> uint8 array (H, W), grey scale, native resolution.
 
-    ``SR_HELD_OUT`` (camera, astronaut) are the whole 512 x 512 photographs, for testing only;
-    every other image is a 256 x 256 crop, for training. Sources, crops and licences are in
+    Every image is a 256 x 256 crop at native resolution; ``SR_HELD_OUT`` (camera, astronaut)
+    are for testing only, the others for training. Sources, crops and licences are in
     ``datasets/README.md``. The file is checked against its
     SHA-256 before it is read; a missing or corrupt file raises an error that names it.
     """

@@ -3,10 +3,12 @@
 Run with `make datasets`. Nothing is resized: super-resolution learns the detail of real
 photographs, and shrinking them (with anti-aliasing) first would remove most of it.
 
-* Held-out images (``HELD_OUT``: camera, astronaut): the whole 512 x 512 photograph, grey.
-* Training images (``TRAINING``): one native-resolution crop of ``CROP`` x ``CROP`` pixels
-  from each photograph, at the position given below (the centre unless a better region is
-  named). No crop of a held-out image is among them.
+* Held-out images (``HELD_OUT``: camera, astronaut): one native-resolution crop of ``CROP`` x
+  ``CROP`` pixels from each, at the position given (the cameraman's head, camera and hands;
+  the astronaut's face and collar ring). Nothing else of them is used, and no crop of them is
+  among the training images.
+* Training images (``TRAINING``): one native-resolution ``CROP`` x ``CROP`` crop from each
+  photograph, at the position given below (the centre where None).
 
 Colour images become grey with the weights scikit-image's ``rgb2gray`` uses (ITU-R BT.709
 luma, R 0.2125, G 0.7154, B 0.0721), computed in integers so that every machine rounds the
@@ -28,7 +30,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CROP = 256
-HELD_OUT = ("camera", "astronaut")
+HELD_OUT = {"camera": (64, 128), "astronaut": (32, 160)}  # name -> (top, left) of the test crop
 # name -> (top, left) of the training crop, None for the centre
 TRAINING = {
     "coffee": None, "chelsea": None, "rocket": None, "hubble_deep_field": None, "brick": None,
@@ -77,8 +79,8 @@ def crop(img: np.ndarray, where: tuple[int, int] | None, size: int = CROP) -> np
 
 
 def prepare(images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The stored arrays: held-out images whole, training images cropped, all grey uint8."""
-    out = {name: grey(images[name]) for name in HELD_OUT}
+    """The stored arrays: one crop of each image, grey uint8."""
+    out = {name: crop(grey(images[name]), where) for name, where in HELD_OUT.items()}
     out.update({name: crop(grey(images[name]), where) for name, where in TRAINING.items()})
     return out
 

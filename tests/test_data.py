@@ -86,8 +86,7 @@ def test_sr_images_load_and_match_checksum():
     images = data.load_sr_images()
     assert len(images) == 14
     for name, img in images.items():
-        shape = (512, 512) if name in data.SR_HELD_OUT else (256, 256)  # native resolution, not resized
-        assert img.shape == shape and img.dtype == np.uint8, name
+        assert img.shape == (256, 256) and img.dtype == np.uint8, name
         assert img.std() > 8, f"{name} should not be flat"
 
 
@@ -110,18 +109,26 @@ def test_sr_held_out_images_are_not_in_the_training_crops():
             for probe in (img[0], img[len(img) // 2], img[-1]):
                 assert not any(probe.tobytes() in row for row in held_rows), name
     # the check can fail: a crop of camera is found
-    crop = images["camera"][100:356, 50:306]
+    crop = images["camera"][100:200, 50:150]
     assert any(crop[0].tobytes() in row for row in held_rows)
+    # and the test crops are where build.py says, in the same photographs (no training crop overlaps them)
+    skimage_data = pytest.importorskip("skimage.data")
+    assert np.array_equal(images["camera"], skimage_data.camera()[64:320, 128:384])
+    build = _build_module()
+    whole_rows = [row.tobytes() for img in (skimage_data.camera(), build.grey(skimage_data.astronaut())) for row in img]
+    for name, img in images.items():
+        if name not in data.SR_HELD_OUT:
+            assert not any(img[len(img) // 2].tobytes() in row for row in whole_rows), name
 
 
 def test_sr_images_are_scikit_images_grey_at_native_resolution():
-    """Held out whole, training crops cut without resizing, grey as skimage.color.rgb2gray (BT.709) to one level."""
+    """Crops cut without resizing, grey as skimage.color.rgb2gray (BT.709) to one level."""
     skimage_data = pytest.importorskip("skimage.data")
     from skimage.color import rgb2gray
 
     images = data.load_sr_images()
-    assert np.array_equal(images["camera"], skimage_data.camera())
-    theirs = np.round(rgb2gray(skimage_data.astronaut()) * 255)
+    assert np.array_equal(images["camera"], skimage_data.camera()[64:320, 128:384])
+    theirs = np.round(rgb2gray(skimage_data.astronaut()[32:288, 160:416]) * 255)
     diff = images["astronaut"].astype(float) - theirs
     assert np.abs(diff).max() <= 1 and np.abs(diff).mean() < 0.01
     brick = skimage_data.brick()  # 512 x 512 grey: its stored crop is the centre, pixel for pixel
