@@ -8,7 +8,8 @@ Three layers, imports only point down:
   and the private :mod:`compresskit._validation`.
   Knows nothing of compression.
 * techniques: one package per topic, ``pruning``, ``quantization``, ``sparsity``,
-  ``ensembles``, ``distillation``, ``superres`` and ``coding``, each importing core only, so that one
+  ``ensembles``, ``distillation``, ``superres``, ``coding`` and ``llm`` (language models: group-wise
+  int4, GPTQ, AWQ, SmoothQuant), each importing core only, so that one
   can be copied out with the core beside it (``tests/test_layers.py`` checks); and
   ``training`` (compression while training), the one that combines the others.
 * course support: :mod:`compresskit.course` (exercise checkers, explorers, plots).
