@@ -59,6 +59,13 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     check_tensor("targets", targets, ndim=2, floating=True, finite=True)
     if targets.shape != logits.shape:
         raise ValueError(f"`targets` must have the shape of `logits` {tuple(logits.shape)}; got {tuple(targets.shape)}")
+    with torch.no_grad():
+        sums = targets.sum(dim=1)
+        if bool((targets < 0).any()) or not bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-2)):
+            worst = int((sums - 1).abs().argmax())
+            raise ValueError("`targets` must hold a probability distribution per row (entries >= 0, summing to 1; "
+                             f"softmax the teacher's logits first); got row {worst} = {targets[worst][:8].tolist()} "
+                             f"with sum {float(sums[worst]):.4g} and minimum {float(targets.min()):.4g}")
     return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 

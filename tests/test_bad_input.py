@@ -159,6 +159,12 @@ CASES = [
         ValueError, ["`coupling`", "group 3"], watch=0),
     Bad(pruning.remove_units, lazy(lambda: ((mlp(), pruning.Coupling("fc1", "fc2", None, 0), torch.tensor([0])), {})),
         ValueError, ["`coupling.group`", "0"], watch=0),
+    Bad(ensembles.out_of_fold_predictions, lazy(lambda: ((_fitted_tree(), [[0.0]] * 9 + [["a"]], [0, 1] * 5), {"n_splits": 2})),
+        TypeError, ["`X`", "numbers"]),  # numpy's "only integer scalar arrays" before
+    Bad(ensembles.out_of_fold_predictions, lazy(lambda: ((_fitted_tree(), np.zeros((10, 2)), np.zeros((10, 2))), {"n_splits": 2})),
+        ValueError, ["`y`", "1-D", "(10, 2)"]),
+    Bad(train.soft_cross_entropy, a(torch.zeros(2, 2), torch.tensor([[-1.0, 2.0], [0.5, 0.5]])), ValueError, ["`targets`", "probability", "-1"]),
+    Bad(train.soft_cross_entropy, a(torch.zeros(2, 2), torch.tensor([[3.0, 2.0], [0.5, 0.5]])), ValueError, ["`targets`", "sum 5"]),  # logits as targets
     Bad(ensembles.stack_columns, lazy(lambda: ((_fitted_tree(), np.zeros((3, 2)), "predict_prob", 2), {})),
         ValueError, ["`method`", "'predict_prob'"]),  # fell through to decision_function
     Bad(pruning.prune_units, lazy(lambda: ((pruned_mlp(), 0.5), {"layers": []})), ValueError, ["`layers`", "[]"], watch=0),

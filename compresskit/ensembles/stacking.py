@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from compresskit._validation import check_choice, check_int, check_type
+from compresskit._validation import check_array, check_choice, check_int, check_type
 from compresskit.ensembles._common import check_classifier, fit_inputs, fitting, predict_inputs
 
 STACK_METHODS = ("predict_proba", "decision_function")
@@ -54,6 +54,12 @@ def out_of_fold_predictions(
     """
     n_splits = check_int("n_splits", n_splits, 2)
     check_choice("method", method, STACK_METHODS)
+    X = check_array("X", X, ndim=2)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"`y` must be 1-D, one label per sample; got shape {y.shape}")
+    if len(X) != len(y):
+        raise ValueError(f"`X` and `y` must have the same number of samples; got {len(X)} and {len(y)}")
     classes, y = np.unique(y, return_inverse=True)
     out = None
     for train, held_out in StratifiedKFold(n_splits).split(X, y):
