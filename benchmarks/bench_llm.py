@@ -1,5 +1,12 @@
-"""Language-model benchmark: where an int4 weight starts to pay on the CPU.
+"""Language-model benchmark: perplexity and real bytes per method, and where an int4 weight pays on the CPU.
 
+Quality: the course's trained TinyLM (compresskit.models.load_tiny_lm) quantized by
+round-to-nearest, GPTQ and AWQ at 8 / 4 / 3 bits (Linear layers; the tied embedding at 8 bits
+where said), perplexity on the validation text (compresskit.text), GPTQ and AWQ over three
+calibration draws of 32 windows of 256 bytes from the training text; bytes of the real file
+(compresskit.llm.save_quantized) against the float32 file.
+
+Speed:
 A square Linear layer (K = N) is quantized to int4 with groups of 128 (round-to-nearest) and run
 by ONNX Runtime's MatMulNBits (compresskit.llm.kernel), timed alternately against float32 in the
 same runtime (Gemm) and against torch's float32 ``F.linear``. The layer grows from 256 x 256
@@ -12,11 +19,12 @@ Ratios above 1 mean int4 is faster. Nothing here is asserted: it depends on the 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import torch
 
 from benchmarks import table, torch_threads
-from compresskit import llm
+from compresskit import llm, models, text
 
 GROUP = 128
 
@@ -73,6 +81,32 @@ def _row(n: int, batch: int, threads: int, accuracy_level: int) -> list[object]:
     ]
 
 
+def _file_ratio(model: torch.nn.Module, quantized: torch.nn.Module) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        return llm.save_quantized(f"{d}/q", llm.quantized_state_dict(quantized)) / llm.save_quantized(f"{d}/f", model.state_dict())
+
+
+def quality(draws: int = 3) -> str:
+    """Perplexity and file bytes per method (the trained model from datasets/; a note if it is missing)."""
+    try:
+        model = models.load_tiny_lm("main")
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        return f"(no perplexity table: the trained model could not be loaded: {exc})"
+    split = text.load_text_split()
+    base = text.perplexity(model, split.val, 256)
+    cal = [[x for x, _ in text.batches(split.train, 8, 256, seed=100 + d, steps=4)] for d in range(draws)]
+    rows = [["float32", "-", "-", f"{base:.4f}", "-", "1.000"]]
+    settings = [(8, None, 8), (4, 128, 8), (4, 32, 8), (4, 128, None), (3, 32, 8)]
+    for bits, group, emb in settings:
+        for method in ("rtn", "gptq", "awq"):
+            runs = [llm.quantize_model(model, method, bits, group, c, embedding_bits=emb) for c in (cal[:1] if method == "rtn" else cal)]
+            ppl = [text.perplexity(m, split.val, 256) for m in runs]
+            rows.append([method, f"{bits}-bit {'per channel' if group is None else f'g{group}'}", "float32" if emb is None else f"{emb}-bit",
+                         " / ".join(f"{p:.4f}" for p in ppl), " / ".join(f"{100 * (p / base - 1):+.2f}%" for p in ppl),
+                         f"{_file_ratio(model, runs[0]):.3f}"])
+    return table(["method", "Linear weights", "tied embedding", "val perplexity (per draw)", "vs float32", "file / float32 file"], rows)
+
+
 def run(sizes: tuple[int, ...] | None = None) -> str:
     cache, cache_bytes = last_level_cache()
     sizes = sizes_past(cache_bytes) if sizes is None else sizes
@@ -91,6 +125,10 @@ def run(sizes: tuple[int, ...] | None = None) -> str:
     header = ["layer", "batch", "threads", "accuracy_level", "fp32 MiB", "int4 MiB", "int4 (ms)", "ORT fp32 (ms)",
               "torch fp32 (ms)", "int4 speed-up vs ORT fp32", "vs torch fp32"]
     return "\n".join([
+        "### Language models: quantization quality and bytes",
+        "",
+        quality(),
+        "",
         "### Language models: an int4 kernel on the CPU",
         "",
         f"Last-level cache: {cache}. int4 g{GROUP} weights (round-to-nearest) in ONNX Runtime's "
