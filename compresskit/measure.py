@@ -53,15 +53,19 @@ __all__ = [
 # --- size -------------------------------------------------------------------------------
 
 def effective_parameters(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) of every parameter as the forward pass sees it.
+    """(name, tensor) of every parameter as the forward pass sees it, each tensor once.
 
     For a pruned parameter, ``name_orig`` is replaced by the masked ``name``, computed as
     ``name_orig * name_mask`` (the cached ``module.name`` is stale after an optimizer step
     until the next forward pass).
     """
     check_module("model", model)
+    seen: set[int] = set()  # a tensor shared by two modules (a tied embedding and head) counts once, as in model.parameters()
     for module_name, module in model.named_modules():
         for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
             if name.endswith("_orig") and isinstance(getattr(module, f"{name[: -len('_orig')]}_mask", None), torch.Tensor):
                 name = name[: -len("_orig")]
                 param = param * getattr(module, f"{name}_mask")

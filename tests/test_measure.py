@@ -197,3 +197,11 @@ def test_a_model_without_parameters_or_a_bad_model():
         measure.count_parameters("mlp")
     with pytest.raises(TypeError, match="`model` must be an nn.Module or a callable returning logits; got int 3"):
         measure.accuracy(3, torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))
+
+
+def test_a_tied_weight_counts_once_as_in_torch():
+    # TinyLM's head shares the byte embedding's tensor: one tensor, counted once (model.parameters() dedups too)
+    model = models.TinyLM(models.TINY_LM_CONFIGS["draft"])
+    assert model.head.weight is model.tok_emb.weight
+    assert measure.count_parameters(model) == sum(p.numel() for p in model.parameters()) == model.config.num_parameters()
+    assert len(dict(measure.effective_parameters(model))) == len(list(model.parameters()))
