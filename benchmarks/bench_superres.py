@@ -146,6 +146,8 @@ def run() -> str:
     best_long = max(gains["ESPCN + skip", 2][0], gains["ESPCN (64, 32) + skip", 2][0])
     note = (f"ESPCN + skip at x2: {short_x2:+.2f} dB after the short training (mean of the seeds), {best_long:+.2f} dB "
             "at best after the longer one (either width). When the two are close, neither the length of the run "
-            "nor the width of the three-layer network limits the gain; compare the deeper network's rows.")
+            "nor the width of the three-layer network limits the gain; compare the deeper network's rows. "
+            "Unlike the three-layer models, the deeper network's gain at a fixed seed moved between runs on the machine "
+            "it was written on (seed 0 at x2: +1.17 to +1.33 dB in four runs): read its margin over a target with that in mind.")
     return "\n".join(["### Super-resolution", "", short, "", long, "", deep, "", "Targets (issues 13 and 20):", *verdicts,
                       "", note]) + "\n"
