@@ -11,38 +11,20 @@ every name in ``compresskit.llm.__all__`` has a row (the two result records exce
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from bad_input_harness import Bad, a, assert_refused, lazy, snapshot
 from compresskit import llm
 from llm_standin import tiny_lm, token_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 RESULTS_ONLY = {"AWQSearch", "Outliers"}  # returned by awq_search / activation_outliers, never taken as input
-
-
-@dataclass
-class Bad:
-    fn: Callable[..., Any]
-    make: Callable[[], tuple[tuple, dict]]
-    error: type[Exception]
-    words: list[str]
-    watch: tuple[int, ...] = ()
-    id: str = field(init=False, default="")
-
-
-def a(*args, **kwargs):
-    return lambda: (args, kwargs)
-
-
-def lazy(build):
-    return build
 
 
 def pruned_lm(training=True) -> nn.Module:
@@ -223,29 +205,10 @@ for case in CASES:
     case.id = f"{name}-{'-'.join(case.words)}"
 
 
-def snapshot(model: nn.Module) -> tuple:
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    hooks = [(n, k, type(h).__name__) for n, m in model.named_modules() for k, h in m._forward_pre_hooks.items()]
-    return state, [n for n, _ in model.named_parameters()], hooks, [(n, m.training) for n, m in model.named_modules()]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_with_the_argument_the_rule_and_the_value(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # save_quantized's rows must not leave files behind
-    args, kwargs = case.make()
-    before = {i: snapshot(args[i]) for i in case.watch}
-    with pytest.raises(case.error) as info:
-        case.fn(*args, **kwargs)
-    message = str(info.value)
-    for word in case.words:
-        assert word in message, f"{word!r} is not in the message: {message}"
-    for i, (state, names, hooks, modes) in before.items():
-        after = snapshot(args[i])
-        assert after[0].keys() == state.keys()
-        for key, value in after[0].items():
-            same = torch.equal(value, state[key]) or (value.is_floating_point() and torch.allclose(value, state[key], rtol=0, atol=0, equal_nan=True))
-            assert same, f"{key} changed by a failed call"
-        assert after[1:] == (names, hooks, modes)
+    assert_refused(case)
     assert not list(tmp_path.iterdir()), "a failed call wrote a file"
 
 

@@ -11,8 +11,6 @@ name of ``compresskit.sparsity.__all__`` has a row or a stated reason for having
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -20,20 +18,11 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from bad_input_harness import Bad, a, assert_refused, lazy, snapshot
 from compresskit import models
 from compresskit import sparsity as S
 
 NAN = float("nan")
-
-
-@dataclass
-class Bad:
-    fn: Callable[..., Any]
-    make: Callable[[], tuple[tuple, dict]]  # builds fresh arguments for each run
-    error: type[Exception]
-    words: list[str]
-    watch: int | None = None  # index of a positional argument (a model) that must come back unchanged
-    id: str = field(init=False, default="")
 
 
 def mlp() -> nn.Sequential:
@@ -73,11 +62,6 @@ BITMASK = S.to_bitmask(D)
 REL = S.to_relative(D)
 PACKED = S.pack_nm(W)
 CHAIN = S.Chain("fc1", "fc2")
-
-
-def a(*args, **kwargs):
-    """Arguments as a factory, so that every run gets fresh tensors."""
-    return lambda: (args, kwargs)
 
 
 def m(build, *rest, **kwargs):
@@ -237,29 +221,9 @@ for case in CASES:
     case.id = f"{getattr(case.fn, '__qualname__', case.fn)}-{'-'.join(case.words[:1] + case.words[2:])}"
 
 
-def snapshot(model: nn.Module) -> tuple:
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    hooks = [(n, k, type(h).__name__) for n, mod in model.named_modules() for k, h in mod._forward_pre_hooks.items()]
-    modes = [mod.training for mod in model.modules()]
-    return state, [n for n, _ in model.named_parameters()], hooks, modes
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_with_the_argument_the_rule_and_the_value(case):
-    args, kwargs = case.make()
-    watched = args[case.watch] if case.watch is not None else None
-    before = snapshot(watched) if watched is not None else None
-    with pytest.raises(case.error) as info:
-        case.fn(*args, **kwargs)
-    message = str(info.value)
-    for word in case.words:
-        assert word in message, f"{word!r} is not in the message: {message}"
-    if watched is not None:  # a failed call leaves the model as it was
-        after = snapshot(watched)
-        assert after[0].keys() == before[0].keys()
-        for key, value in after[0].items():  # NaN != NaN: compare where the NaNs are, then the rest
-            assert torch.equal(value.isnan(), before[0][key].isnan()) and torch.equal(value.nan_to_num(), before[0][key].nan_to_num())
-        assert after[1:] == before[1:]
+    assert_refused(case)  # tests/bad_input_harness.py: the error, its words, the watched models unchanged
 
 
 def test_the_snapshot_sees_a_change_of_mode_and_of_a_pruning_mask():

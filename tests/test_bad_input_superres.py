@@ -11,34 +11,15 @@ every name in ``compresskit.superres.__all__`` has a row.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bad_input_harness import Bad, a, assert_refused, lazy, snapshot
 from compresskit import pruning
 from compresskit import superres as sr
-
-
-@dataclass
-class Bad:
-    fn: Callable[..., Any]
-    make: Callable[[], tuple[tuple, dict]]
-    error: type[Exception]
-    words: list[str]
-    watch: tuple[int, ...] = ()
-    id: str = field(init=False, default="")
-
-
-def a(*args, **kwargs):
-    return lambda: (args, kwargs)
-
-
-def lazy(build):
-    return build
 
 
 def pruned_espcn(scale=2, training=True) -> nn.Sequential:
@@ -128,27 +109,9 @@ for case in CASES:
     case.id = f"{name}-{'-'.join(case.words)}"
 
 
-def snapshot(model: nn.Module) -> tuple:
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    hooks = [(n, k, type(h).__name__) for n, m in model.named_modules() for k, h in m._forward_pre_hooks.items()]
-    return state, [n for n, _ in model.named_parameters()], hooks, [(n, m.training) for n, m in model.named_modules()]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_with_the_argument_the_rule_and_the_value(case):
-    args, kwargs = case.make()
-    before = {i: snapshot(args[i]) for i in case.watch}
-    with pytest.raises(case.error) as info:
-        case.fn(*args, **kwargs)
-    message = str(info.value)
-    for word in case.words:
-        assert word in message, f"{word!r} is not in the message: {message}"
-    for i, (state, names, hooks, modes) in before.items():
-        after = snapshot(args[i])
-        assert after[0].keys() == state.keys()
-        for key, value in after[0].items():
-            assert torch.equal(value, state[key]), f"{key} changed by a failed call"
-        assert after[1:] == (names, hooks, modes)
+    assert_refused(case)  # tests/bad_input_harness.py: the error, its words, the watched models unchanged
 
 
 def test_every_public_name_has_a_bad_input_row():

@@ -10,9 +10,6 @@ message must contain. A completeness test checks that every public name has a ro
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -20,18 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from bad_input_harness import Bad, a, assert_refused, lazy, snapshot
 from compresskit import coding, data, models, pruning, training
 from compresskit.training import deep_compression as DC
-
-
-@dataclass
-class Bad:
-    fn: Callable[..., Any]
-    make: Callable[[], tuple[tuple, dict]]  # builds fresh arguments for each run
-    error: type[Exception]
-    words: list[str]
-    watch: int | None = None  # index of a positional argument (a model) that must come back unchanged
-    id: str = field(init=False, default="")
 
 
 def mlp() -> nn.Sequential:
@@ -66,14 +54,6 @@ LOADER = [(X[:4], Y[:4]), (X[4:], Y[4:])]
 NAN = torch.tensor([1.0, float("nan")])
 F = training.fit_compressed
 CODE = {"a": "0", "b": "10", "c": "11"}
-
-
-def a(*args, **kwargs):
-    return lambda: (args, kwargs)
-
-
-def lazy(build):
-    return build
 
 
 class NoLength(torch.utils.data.IterableDataset):
@@ -254,32 +234,9 @@ for case in CASES:
     case.id = f"{getattr(case.fn, '__qualname__', case.fn)}-{'-'.join(case.words)}"
 
 
-def snapshot(model: nn.Module) -> tuple:
-    """Everything a failed call must leave alone: tensors (buffers: BatchNorm statistics, observers),
-    pruning hooks, every module's training flag."""
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    hooks = [(n, k, type(h).__name__) for n, m in model.named_modules() for k, h in m._forward_pre_hooks.items()]
-    return state, [n for n, _ in model.named_parameters()], hooks, [(n, m.training) for n, m in model.named_modules()]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_with_the_argument_the_rule_and_the_value(case):
-    args, kwargs = case.make()
-    watched = args[case.watch] if case.watch is not None else None
-    before = snapshot(watched) if watched is not None else None
-    with pytest.raises(case.error) as info:
-        result = case.fn(*args, **kwargs)
-        if inspect.isgenerator(result):
-            list(result)
-    message = str(info.value)
-    for word in case.words:
-        assert word in message, f"{word!r} is not in the message: {message}"
-    if watched is not None:  # a failed call leaves the model as it was
-        after = snapshot(watched)
-        assert after[0].keys() == before[0].keys()
-        for key, value in after[0].items():  # NaN != NaN: compare where the NaNs are, then the rest
-            assert torch.equal(value.isnan(), before[0][key].isnan()) and torch.equal(value.nan_to_num(), before[0][key].nan_to_num()), key
-        assert after[1:] == before[1:]
+    assert_refused(case)  # tests/bad_input_harness.py: the error, its words, the watched models unchanged
 
 
 # Public names with no row, and why.
