@@ -33,6 +33,7 @@ __all__ = [
     "TinyLMConfig",
     "cnn",
     "copy_model",
+    "dense_copy",
     "load_tiny_lm",
     "mlp",
     "tiny_lm",
@@ -104,6 +105,18 @@ def copy_model(model: nn.Module) -> nn.Module:
                 if isinstance(hook, prune.BasePruningMethod):
                     setattr(module, hook._tensor_name, hook.apply_mask(module))
     return copy.deepcopy(model)
+
+
+def dense_copy(model: nn.Module) -> nn.Module:
+    """:func:`copy_model`, then every ``torch.nn.utils.prune`` mask of the copy made permanent
+    (``prune.remove``: ``weight = weight_orig * weight_mask`` becomes a plain parameter holding the
+    zeros). ``model`` itself keeps its masks and hooks."""
+    new = copy_model(model)
+    for module in new.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(module, hook._tensor_name)
+    return new
 
 
 # --- a small decoder-only transformer (chapters 9 and 10) ----------------------------------

@@ -77,6 +77,7 @@ CASES = [
     Bad(models.cnn, a(channels=[4, 2.5]), TypeError, ["`channels[1]`", "2.5"]),
     Bad(models.cnn, a(num_classes=1), ValueError, ["`num_classes`", "1"]),
     Bad(models.copy_model, a("mlp"), TypeError, ["`model`", "'mlp'"]),
+    Bad(models.dense_copy, a("mlp"), TypeError, ["`model`", "'mlp'"]),
     Bad(models.TinyLMConfig, a(n_head=3, d_model=128), ValueError, ["`d_model`", "`n_head`=3", "128"]),
     Bad(models.TinyLMConfig, a(n_layer=0), ValueError, ["`n_layer`", "0"]),
     Bad(models.TinyLM, a({"n_layer": 2}), TypeError, ["`config`", "dict"]),

@@ -341,3 +341,22 @@ def test_the_code_of_every_layer_is_in_the_key():
     key = {"model": cache._module_description(model)}
     assert "training" in cache._code_names(key)  # QATLinear's package is hashed with the core
     assert set(cache.CORE) <= set(cache._code_names(key))
+
+
+def test_a_model_pruned_with_torch_prune_is_cached_with_its_masks(trainings):
+    from torch.nn.utils import prune
+
+    def pruned():
+        model = models.mlp((8,), seed=0)
+        prune.l1_unstructured(model.fc1, "weight", 0.5)
+        return model
+
+    X, y = _xy()
+    loader = lambda: data.make_loader(X, y, 16, shuffle=True, seed=0)  # noqa: E731
+    first, second, fresh = pruned(), pruned(), pruned()
+    cache.cached_fit(first, loader(), epochs=2, progress=False)
+    cache.cached_fit(second, loader(), epochs=2, progress=False)  # a hit: loaded, not trained
+    train.fit(fresh, loader(), epochs=2, progress=False)
+    assert len(trainings) == 2  # the first cached call and the plain one
+    assert prune.is_pruned(second) and float((second.fc1.weight == 0).float().mean()) == 0.5
+    assert _same_weights(second, fresh)

@@ -92,3 +92,17 @@ def test_copy_model_copies_a_pruned_model_that_deepcopy_refuses():
     assert not torch.equal(twin(x), model(x))  # a copy, not a view of the same tensors
     with pytest.raises(TypeError, match="`model` must be a torch.nn.Module; got list"):
         models.copy_model([model])
+
+
+def test_dense_copy_makes_a_pruned_models_masks_permanent_in_the_copy_only():
+    from torch.nn.utils import prune
+
+    model = models.mlp((8,), seed=0)
+    prune.l1_unstructured(model.fc1, "weight", 0.5)
+    model(torch.rand(2, 64)).sum().backward()  # weight is now a non-leaf tensor: copy.deepcopy would raise
+    dense = models.dense_copy(model)
+    assert not prune.is_pruned(dense) and prune.is_pruned(model)
+    assert set(dense.state_dict()) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert torch.equal(dense.fc1.weight, model.fc1.weight_orig.detach() * model.fc1.weight_mask)
+    x = torch.rand(3, 64)
+    assert torch.equal(dense(x), model(x))

@@ -26,7 +26,6 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from compresskit._validation import check_choice, check_int, check_module, check_real, check_type
 from compresskit.llm.awq import awq_search
@@ -34,7 +33,7 @@ from compresskit.llm.folding import fold_scales
 from compresskit.llm.gptq import gptq, gptq_hessian
 from compresskit.llm.groupwise import QuantizedWeight, load_quantized, quantize_rtn
 from compresskit.llm.smoothquant import W8A8Linear, activation_outliers, smooth_scales
-from compresskit.models import copy_model
+from compresskit.models import dense_copy
 
 __all__ = ["calibration_inputs", "find_folds", "load_quantized_model", "quantize_model", "quantized_state_dict", "smoothquant_model"]
 
@@ -177,7 +176,7 @@ def _outputs(model: nn.Module, example: torch.Tensor) -> list[torch.Tensor]:
 
 def _fold_keeps_function(model: nn.Module, example: torch.Tensor, prev: str, linears: list[str]) -> bool:
     """Fold scales in [0.5, 2] into a copy and compare its outputs with the model's."""
-    trial = _permanent(model)
+    trial = dense_copy(model)
     modules = dict(trial.named_modules())
     s = torch.rand(modules[linears[0]].in_features, generator=torch.Generator().manual_seed(0)) * 1.5 + 0.5
     fold_scales(modules[prev], [modules[n] for n in linears], s)
@@ -203,16 +202,6 @@ def _check_model(model: nn.Module, bits: int, group_size: int | None, embedding_
         if p.is_floating_point() and not bool(torch.isfinite(p).all()):
             raise ValueError(f"`model` must have finite weights; got NaN or inf in `{name}`")
     return linears
-
-
-def _permanent(model: nn.Module) -> nn.Module:
-    """A copy with every torch.nn.utils.prune mask made permanent (weight = weight_orig * mask, hooks gone)."""
-    new = copy_model(model)
-    for module in new.modules():
-        for hook in list(module._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
-    return new
 
 
 def _forward_stages(model: nn.Module, example: torch.Tensor, names: Sequence[str]) -> list[list[str]]:
@@ -260,7 +249,7 @@ def quantize_model(
         if calibration is None:
             raise ValueError(f"`calibration` must be given (batches of model inputs) for method {method!r}; got None")
         calibration = _batches(calibration)
-    new = _permanent(model)
+    new = dense_copy(model)
     shared = _shared(new)
     linears = {n: m for n, m in _linears(new).items() if id(m.weight) not in shared}  # a tied head follows its embedding
     stages = _forward_stages(new, calibration[0], list(linears)) if method != "rtn" else [[n] for n in linears]
@@ -314,7 +303,7 @@ def load_quantized_model(path: str, model: nn.Module) -> nn.Module:
     """A copy of ``model`` (the same architecture) with the weights of a file written by save_quantized."""
     check_module("model", model)
     tensors = load_quantized(path)
-    new = _permanent(model)
+    new = dense_copy(model)
     state = {k: (v.dequantize() if isinstance(v, QuantizedWeight) else v) for k, v in tensors.items()}
     expected = set(new.state_dict())
     if set(state) != expected:
@@ -336,7 +325,7 @@ def smoothquant_model(
     check_choice("activations", activations, ["per_token", "per_tensor"])
     calibration = _batches(calibration)
     _check_model(model, 8, None, None)
-    new = _permanent(model)
+    new = dense_copy(model)
     modules = dict(new.named_modules())
     for prev, names in (find_folds(new, calibration[0]) if alpha is not None else []):
         if isinstance(modules[prev], nn.LayerNorm):

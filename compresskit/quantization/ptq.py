@@ -23,11 +23,10 @@ from typing import Mapping
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from compresskit._validation import check_choice, check_module, check_real, check_tensor, check_type
 from compresskit.measure import serialized_bytes
-from compresskit.models import copy_model
+from compresskit.models import copy_model, dense_copy
 from compresskit.quantization.linear import SCHEMES, calculate_qparams, check_bits, fake_quantize, pack_bits, qrange, quantize_tensor
 from compresskit.quantization.nonlinear import kmeans_quantize, power_of_two_decode, power_of_two_encode
 
@@ -48,15 +47,6 @@ def _effective_weight(module: nn.Module) -> torch.Tensor:
     if isinstance(getattr(module, "weight_mask", None), torch.Tensor):
         return (module.weight_orig * module.weight_mask).detach()
     return module.weight.detach()
-
-
-def _make_permanent(model: nn.Module) -> nn.Module:
-    """``torch.nn.utils.prune.remove`` on every pruned tensor (in place): a plain weight holding the zeros."""
-    for module in model.modules():
-        for hook in list(module._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
-    return model
 
 
 def _quantize_one(w: torch.Tensor, bits: int, scheme: str, per_channel: bool, method: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -94,7 +84,7 @@ def quantize_weights(
     check_choice("method", method, METHODS)
     for name, w in weights(model).items():
         check_tensor(name, w, floating=True, finite=True)  # names the layer: "`fc1.weight` must be finite"
-    quantized = _make_permanent(copy_model(model))
+    quantized = dense_copy(model)
     stored: dict[str, torch.Tensor] = {}
     for name, module in quantized.named_modules():
         if isinstance(module, WEIGHTED):

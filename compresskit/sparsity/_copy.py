@@ -1,25 +1,11 @@
-"""Helpers shared by the sparsity modules: a copy of a model with ``torch.nn.utils.prune``'s masks
-made permanent, and checks of the data and unit indices that several functions take."""
+"""Helpers shared by the sparsity modules: checks of the data and unit indices that several
+functions take. (A copy with ``torch.nn.utils.prune``'s masks made permanent is the core's
+:func:`compresskit.models.dense_copy`.)"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
-
-from compresskit.models import copy_model
-
-
-def dense_copy(model: nn.Module) -> nn.Module:
-    """``copy_model(model)`` (safe on a pruned model, where ``copy.deepcopy`` raises), then
-    ``prune.remove`` on every pruned tensor of the copy: ``weight = weight_orig * weight_mask``
-    becomes a plain parameter. ``model`` keeps its hooks."""
-    new = copy_model(model)
-    for module in new.modules():
-        for hook in list(module._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
-    return new
 
 
 def run_model(model: nn.Module, X: torch.Tensor, name: str = "X") -> torch.Tensor:

@@ -41,7 +41,8 @@ from torch import nn
 
 from compresskit._validation import check_int, check_module, check_tensor
 from compresskit.models import copy_model
-from compresskit.sparsity._copy import check_units, dense_copy, run_model
+from compresskit.models import dense_copy
+from compresskit.sparsity._copy import check_units, run_model
 
 PRODUCERS = (nn.Linear, nn.Conv2d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)

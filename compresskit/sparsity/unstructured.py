@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from compresskit._validation import check_int, check_module, check_real, check_tensor
-from compresskit.sparsity._copy import check_labels, dense_copy, run_model
+from compresskit.models import dense_copy
+from compresskit.sparsity._copy import check_labels, run_model
 
 Masks = dict[str, torch.Tensor]
 
