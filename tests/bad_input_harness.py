@@ -25,6 +25,7 @@ class Bad:
     error: type[Exception]
     words: list[str]
     watch: int | tuple[int, ...] | None = None  # positional arguments (models) that must come back unchanged
+    note: str = ""
     id: str = field(init=False, default="")
 
     def watched(self) -> tuple[int, ...]:
@@ -45,7 +46,8 @@ def snapshot(model: nn.Module) -> tuple:
     """Everything a failed call must leave as it was: every tensor of the state dict (parameters,
     BatchNorm statistics, observers), the parameters' names, the pruning hooks, every module's mode."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    hooks = [(n, k, type(h).__name__) for n, m in model.named_modules() for k, h in m._forward_pre_hooks.items()]
+    hooks = [(n, k, type(h).__name__, tuple(type(x).__name__ for x in getattr(h, "_pruning_methods", ())))
+             for n, m in model.named_modules() for k, h in m._forward_pre_hooks.items()]  # a PruningContainer's methods too
     return state, [n for n, _ in model.named_parameters()], hooks, [(n, m.training) for n, m in model.named_modules()]
 
 

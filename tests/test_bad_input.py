@@ -8,28 +8,17 @@ completeness test checks that every public name has a row or a stated reason for
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from bad_input_harness import Bad, a, assert_refused, lazy
 from compresskit import ensembles, measure, models, pruning, train
 from compresskit import quantization as Q
 from compresskit.quantization import ort
-
-
-@dataclass
-class Bad:
-    fn: Callable[..., Any]
-    make: Callable[[], tuple[tuple, dict]]  # builds fresh arguments for each run
-    error: type[Exception]
-    words: list[str]
-    watch: int | None = None  # index of a positional argument (a model) that must come back unchanged
-    note: str = ""
-    id: str = field(init=False, default="")
 
 
 def mlp() -> nn.Sequential:
@@ -58,16 +47,6 @@ def _fitted_tree():
     from sklearn.tree import DecisionTreeClassifier
 
     return DecisionTreeClassifier(max_depth=1).fit(np.array([[0.0, 1.0], [1.0, 0.0]]), [0, 1])
-
-
-def a(*args, **kwargs):
-    """Arguments as a factory, so that every run gets fresh models."""
-    return lambda: (args, kwargs)
-
-
-def lazy(build):
-    """Arguments that must be built per run (they hold a model to watch)."""
-    return build
 
 
 CASES = [
@@ -239,13 +218,6 @@ for case in CASES:
     case.id = f"{getattr(case.fn, '__qualname__', case.fn)}-{'-'.join(case.words)}"
 
 
-def snapshot(model: nn.Module) -> tuple:
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    hooks = [(n, k, type(h).__name__, tuple(type(x).__name__ for x in getattr(h, "_pruning_methods", ())))
-             for n, m in model.named_modules() for k, h in m._forward_pre_hooks.items()]
-    return state, [n for n, _ in model.named_parameters()], hooks, model.training
-
-
 def call(case: Bad, args: tuple, kwargs: dict) -> Any:
     if case.fn is pruning.set_sparsity:
         args = args[1:]  # the first element is only the model to watch
@@ -257,20 +229,7 @@ def call(case: Bad, args: tuple, kwargs: dict) -> Any:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_with_the_argument_and_the_value(case):
-    args, kwargs = case.make()
-    watched = args[case.watch] if case.watch is not None else None
-    before = snapshot(watched) if watched is not None else None
-    with pytest.raises(case.error) as info:
-        call(case, args, kwargs)
-    message = str(info.value)
-    for word in case.words:
-        assert word in message, f"{word!r} is not in the message: {message}"
-    if watched is not None:  # a failed call leaves the model as it was
-        after = snapshot(watched)
-        assert after[0].keys() == before[0].keys()
-        for key, value in after[0].items():  # NaN != NaN: compare where the NaNs are, then the rest
-            assert torch.equal(value.isnan(), before[0][key].isnan()) and torch.equal(value.nan_to_num(), before[0][key].nan_to_num())
-        assert after[1:] == before[1:]
+    assert_refused(case, call)  # tests/bad_input_harness.py: the error, its words, the watched model unchanged
 
 
 # Public names with no row, and why.
