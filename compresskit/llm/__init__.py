@@ -11,6 +11,19 @@
 - :mod:`~compresskit.llm.kernel`: int4 weights run by ONNX Runtime's MatMulNBits on the CPU.
 - :mod:`~compresskit.llm.model`: calibration inputs and ``quantize_model`` for whole models.
 
+Chapter 10, the model at inference and fine-tuning time:
+
+- :mod:`~compresskit.llm.kv_cache`: generation with a key-value cache, and KIVI's int8 / int4 cache
+  (Liu et al. 2024, arXiv:2402.02750).
+- :mod:`~compresskit.llm.wanda`: Wanda, pruning by |W| x ||X|| (Sun et al. 2023, arXiv:2306.11695).
+- :mod:`~compresskit.llm.heads`: attention-head importance and removal (Michel et al. 2019,
+  arXiv:1905.10650).
+- :mod:`~compresskit.llm.lowrank`: singular values and truncated SVD of the weight matrices.
+- :mod:`~compresskit.llm.lora`: LoRA (Hu et al. 2021, arXiv:2106.09685) and QLoRA's int4 base
+  (Dettmers et al. 2023, arXiv:2305.14314).
+- :mod:`~compresskit.llm.speculative`: speculative decoding (Leviathan et al. 2023,
+  arXiv:2211.17192; Chen et al. 2023, arXiv:2302.01318).
+
 A technique package: it imports the core (models, measure, _validation) and no other technique.
 """
 
@@ -33,6 +46,13 @@ from compresskit.llm.groupwise import (
 from compresskit.llm.kernel import MatMulNBitsLinear, kernel_latency, matmul_nbits_model
 from compresskit.llm.model import calibration_inputs, find_folds, load_quantized_model, quantize_model, quantized_state_dict, smoothquant_model
 from compresskit.llm.smoothquant import Outliers, W8A8Linear, activation_outliers, int8_decomposition, smooth_scales, w8a8_linear
+from compresskit.llm import heads, kv_cache, lora, lowrank, speculative, wanda
+from compresskit.llm.heads import *  # noqa: F401,F403 (each chapter-10 module lists its names in __all__)
+from compresskit.llm.kv_cache import *  # noqa: F401,F403
+from compresskit.llm.lora import *  # noqa: F401,F403
+from compresskit.llm.lowrank import *  # noqa: F401,F403
+from compresskit.llm.speculative import *  # noqa: F401,F403
+from compresskit.llm.wanda import *  # noqa: F401,F403
 
 __all__ = [
     "AWQSearch",
@@ -67,4 +87,4 @@ __all__ = [
     "smoothquant_model",
     "unpack_int4",
     "w8a8_linear",
-]
+] + [*heads.__all__, *kv_cache.__all__, *lora.__all__, *lowrank.__all__, *speculative.__all__, *wanda.__all__]
