@@ -62,6 +62,7 @@ CHAPTERS: dict[str, tuple[int, str]] = {
     "superres": (7, "Super-resolution"),
     "training": (8, "Training-time compression"),
     "llm": (9, "Language-model quantization"),
+    "inference": (10, "Language-model inference"),
 }
 _MESSAGE_LIMIT = 300  # characters of the checker's message kept in the file
 _SHOWN = 160  # and shown in the table
