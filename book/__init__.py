@@ -1,0 +1,1 @@
+"""The course as a static site (``make book``): see book/build.py."""
