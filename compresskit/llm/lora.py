@@ -324,7 +324,7 @@ def finetune(
     """Train the parameters of ``model`` that require grad, in place, on next-byte prediction over
     random windows of ``ids`` (compresskit.text.batches with ``seed``); returns the loss (nats per
     byte) of every step. AdamW with ``lr`` and no weight decay, unless an ``optimizer`` is given
-    (pass one to read its state afterwards, e.g. with :func:`optimizer_state_bytes`). The model's
+    (pass one to read its state afterwards, e.g. with :func:`optimizer_state_bytes`). Every module's
     training mode is given back.
     """
     check_module("model", model)
@@ -338,7 +338,7 @@ def finetune(
     if optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     check_type("optimizer", optimizer, torch.optim.Optimizer)
-    was_training, losses = model.training, []
+    modes, losses = [(m, m.training) for m in model.modules()], []
     model.train()
     try:
         for x, y in batches(ids, batch_size, context, seed=seed, steps=steps):
@@ -349,5 +349,6 @@ def finetune(
             optimizer.step()
             losses.append(float(loss.detach()))
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     return losses
