@@ -132,7 +132,7 @@ def test_a_model_pruned_with_torch_prune():
         torch.testing.assert_close(model(x), dense)  # the mask was applied above: removing it changes nothing
     assert torch.equal(kv.generate_cached(model, "pr", 20), text.generate(model, "pr", 20))
     assert prune.is_pruned(model)
-    assert kv.kv_quantized_perplexity(model, x[0], 10, None) == pytest.approx(text.perplexity(model, x[0], 10), rel=1e-9)
+    assert kv.kv_quantized_perplexity(model, x[0], 10, None) == pytest.approx(text.perplexity(model, x[0], 10), rel=1e-6)  # float32 logits, a fused attention kernel
 
 
 def test_decode_times_and_growth_exponent_shapes():
@@ -218,7 +218,7 @@ def test_batched_quantized_perplexity_equals_streaming_the_cache(bits):
 def test_batched_perplexity_with_a_float_cache_equals_text_perplexity():
     model, seq = small(), ids(1, 100, seed=2)[0]
     for context in (64, 33):  # 33: a last, shorter window
-        assert kv.kv_quantized_perplexity(model, seq, context, None) == pytest.approx(text.perplexity(model, seq, context), rel=1e-9)
+        assert kv.kv_quantized_perplexity(model, seq, context, None) == pytest.approx(text.perplexity(model, seq, context), rel=1e-6)  # float32 logits, a fused attention kernel
 
 
 def test_quantized_cache_crop_at_a_group_boundary_equals_a_fresh_stream():
@@ -239,6 +239,6 @@ def test_quantized_cache_crop_at_a_group_boundary_equals_a_fresh_stream():
 def test_quantized_cache_stays_close_to_the_float_cache_on_the_trained_model():
     main, val = load_tiny_lm("main"), text.load_text_split().val[:2049]
     ppl = {b: kv.kv_quantized_perplexity(main, val, 256, b, 32) for b in (None, 8, 4)}
-    assert ppl[None] == pytest.approx(text.perplexity(main, val, 256), rel=1e-9)
+    assert ppl[None] == pytest.approx(text.perplexity(main, val, 256), rel=1e-6)  # float32 logits, a fused attention kernel
     assert abs(ppl[8] / ppl[None] - 1) < 0.01  # int8: within 1 %
     assert ppl[4] > ppl[8] * 0.999  # int4 is not better than int8 beyond noise

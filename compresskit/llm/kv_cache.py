@@ -511,15 +511,17 @@ def kivi_bytes_per_token(config_or_model: TinyLMConfig | TinyLM, bits: int, grou
 
 def _kivi_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bits: int, G: int) -> torch.Tensor:
     """What query t sees when a QuantizedKVCache has streamed positions 0..t: key/value s is the
-    quantized one iff s < floor((t + 1) / G) G (its group was complete), else the float one."""
+    quantized one iff s < floor((t + 1) / G) G (its group was complete), else the float one.
+
+    Both copies go in, keys [quantized; float] (B, H, 2T, hd), and the mask lets query t see
+    exactly one copy of each s <= t; one fused attention call (torch's scaled_dot_product_attention).
+    """
     T = q.shape[2]
     kq, vq = _fake_keys(k, bits, G), _fake_values(v, bits, G)  # (B, H, T, hd)
     t, s = torch.arange(T)[:, None], torch.arange(T)[None, :]
-    quantized = s < (t + 1) // G * G  # (T, T): which keys query t sees quantized
-    scale = math.sqrt(q.shape[-1])
-    att = torch.where(quantized, q @ kq.transpose(-2, -1), q @ k.transpose(-2, -1)) / scale  # (B, H, T, T)
-    p = att.masked_fill(s > t, float("-inf")).softmax(dim=-1)
-    return (p * quantized) @ vq + (p * ~quantized) @ v  # (B, H, T, hd)
+    complete = (t + 1) // G * G  # (T, 1): positions quantized at step t
+    allowed = torch.cat([s < complete, (s >= complete) & (s <= t)], dim=1)  # (T, 2T)
+    return F.scaled_dot_product_attention(q, torch.cat([kq, k], dim=2), torch.cat([vq, v], dim=2), attn_mask=allowed)
 
 
 def _kivi_logits(model: TinyLM, idx: torch.Tensor, bits: int | None, G: int) -> torch.Tensor:
@@ -527,7 +529,7 @@ def _kivi_logits(model: TinyLM, idx: torch.Tensor, bits: int | None, G: int) -> 
     for block in model.blocks:
         attn, h = block.attn, block.ln1(x)
         q, k, v = (_split(f(h), attn.head_dim) for f in (attn.q, attn.k, attn.v))  # (B, H, T, hd)
-        y = _cached_attention(q, k, v, 0) if bits is None else _kivi_attention(q, k, v, bits, G)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True) if bits is None else _kivi_attention(q, k, v, bits, G)
         x = x + attn.proj(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
         x = x + block.mlp(block.ln2(x))
     return model.head(model.ln_f(x))  # (B, T, vocab)
