@@ -16,6 +16,10 @@ import os
 import shutil
 import tempfile
 
+# book/record.py keeps each notebook nbval runs in build/executed/, for the site (`make book`,
+# tests/test_book.py), so the site reuses this run instead of executing the chapters again.
+pytest_plugins = ["book.record"]
+
 _progress_dir = tempfile.mkdtemp(prefix="compresskit-progress-")
 _cache_dir = tempfile.mkdtemp(prefix="compresskit-cache-")
 
