@@ -20,8 +20,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sstats
+from torch import nn
 
-from compresskit import llm
+from compresskit import llm, models, text
 from compresskit.llm import speculative as spec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -194,3 +195,147 @@ def test_expected_tokens_per_round_matches_a_sum_of_probabilities():
     for alpha, k in [(0.0, 3), (0.5, 1), (0.8, 4), (0.99, 8)]:
         assert llm.expected_tokens_per_round(alpha, k) == pytest.approx(sum(alpha**j for j in range(k + 1)))
     assert llm.expected_tokens_per_round(1.0, 4) == 5.0
+
+
+# --- speculative_generate: the target's own greedy output, token for token ----------------------
+
+def random_lm(seed: int, vocab: int = 16, n_layer: int = 2, d_model: int = 32, n_head: int = 2, block_size: int = 48):
+    """A random TinyLM that does not just repeat its input: unit-variance embeddings, weights of
+    variance 1 / fan_in, and an untied head, so its greedy text varies and its distributions are peaked."""
+    model = models.tiny_lm(models.TinyLMConfig(n_layer=n_layer, n_head=n_head, d_model=d_model,
+                                               block_size=block_size, vocab_size=vocab), seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) / (1.0 if "emb" in name else p.shape[1] ** 0.5))
+        model.head.weight = nn.Parameter(0.5 * torch.randn(vocab, d_model, generator=g))  # untied
+    return model.eval()
+
+
+def noisy_copy(model, scale: float, seed: int):
+    """The model with Gaussian noise on every weight: a draft that agrees with it often, not always."""
+    copy = models.copy_model(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in copy.parameters():
+            p.add_(scale * p.std() * torch.randn(p.shape, generator=g))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return models.load_tiny_lm("main"), models.load_tiny_lm("draft")
+
+
+def test_speculative_generate_gives_the_targets_greedy_output_on_the_trained_models(trained):
+    target, draft = trained
+    test_ids = text.load_text_split().test
+    rates = []
+    for start in (0, 7000, 21000, 33000):
+        prompt = test_ids[start:start + 24]
+        reference = text.generate(target, prompt, 48)
+        for k in (1, 3, 4, 8):
+            ids, stats = llm.speculative_generate(target, draft, prompt, 48, k=k)
+            assert torch.equal(ids, reference), (start, k)
+            rates.append(stats.acceptance_rate)
+    assert min(rates) < 1.0  # some prompts make the draft wrong: rejections and rollbacks were exercised
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_speculative_generate_gives_the_targets_greedy_output_on_random_models(seed):
+    target = random_lm(seed)
+    drafts = {"unrelated": random_lm(seed + 100, n_layer=1, d_model=16, n_head=1), "noisy copy": noisy_copy(target, 0.3, seed)}
+    g = torch.Generator().manual_seed(seed)
+    for length in (1, 2, 7):
+        prompt = torch.randint(0, 16, (length,), generator=g)
+        reference = text.generate(target, prompt, 30)
+        for name, draft in drafts.items():
+            for k in (1, 2, 4, 6):
+                ids, stats = llm.speculative_generate(target, draft, prompt, 30, k=k)
+                assert torch.equal(ids, reference), (length, name, k)
+                assert stats.accepted < stats.drafted  # rejections (and rollbacks) happened
+                if name == "noisy copy":
+                    assert stats.accepted > 0  # and guesses were kept
+
+
+def count_passes(model) -> list[int]:
+    """Forward passes of ``model``, counted by a hook on its final LayerNorm (run once per pass)."""
+    seen = [0]
+    model.ln_f.register_forward_hook(lambda *_: seen.__setitem__(0, seen[0] + 1))
+    return seen
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5])
+def test_the_stats_count_what_happened(prompt_len):
+    target, draft = random_lm(3), random_lm(4, n_layer=1, d_model=16, n_head=1)
+    target_passes, draft_passes = count_passes(target), count_passes(draft)
+    prompt = torch.arange(prompt_len) % 16
+    ids, stats = llm.speculative_generate(target, draft, prompt, 25, k=3)
+    prefill = int(prompt_len > 1)
+    assert stats.generated == 25 == ids.numel() - prompt_len
+    assert (stats.target_calls, stats.draft_calls) == (target_passes[0], draft_passes[0])
+    rounds = stats.target_calls - prefill
+    assert stats.accepted + rounds == 25  # each round keeps some guesses and adds one token of the target's
+    assert stats.draft_calls - prefill == stats.drafted  # one draft call per guess
+    assert 0 <= stats.accepted <= stats.drafted <= 3 * rounds
+    assert stats.acceptance_rate == stats.accepted / stats.drafted
+    assert stats.target_calls_per_token == stats.target_calls / 25
+
+
+def test_a_draft_equal_to_the_target_is_always_accepted():
+    target = random_lm(5)
+    ids, stats = llm.speculative_generate(target, models.copy_model(target), torch.tensor([1, 2, 3]), 40, k=4)
+    assert torch.equal(ids, text.generate(target, torch.tensor([1, 2, 3]), 40))
+    assert stats.acceptance_rate == 1.0
+    assert stats.target_calls == 1 + math.ceil(40 / 5)  # prefill, then 5 tokens per call
+    # sampling: p / q is 1 up to float error, so (almost) every guess is kept
+    _, stats = llm.speculative_generate(target, models.copy_model(target), torch.tensor([1, 2, 3]), 40, k=4,
+                                        temperature=1.0, seed=3)
+    assert stats.acceptance_rate >= 0.99
+
+
+def test_the_longest_generation_fits_the_context_and_n_zero_gives_the_prompt():
+    target, draft = random_lm(6, block_size=20), random_lm(7, n_layer=1, d_model=16, n_head=1, block_size=20)
+    prompt = torch.tensor([3, 1, 4, 1, 5])
+    ids, _ = llm.speculative_generate(target, draft, prompt, 15, k=8)  # positions up to block_size - 1
+    assert torch.equal(ids, text.generate(target, prompt, 15))
+    ids, stats = llm.speculative_generate(target, draft, prompt, 0)
+    assert torch.equal(ids, prompt) and stats.generated == 0 and math.isnan(stats.target_calls_per_token)
+
+
+def test_speculative_generate_leaves_both_models_as_they_were():
+    target, draft = random_lm(8).train(), random_lm(9, n_layer=1, d_model=16, n_head=1)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (target, draft)]
+    llm.speculative_generate(target, draft, torch.tensor([1, 2]), 10, temperature=0.7)
+    assert target.training and not draft.training
+    for m, state in zip((target, draft), before):
+        assert all(torch.equal(m.state_dict()[k], v) for k, v in state.items())
+
+
+def test_sampling_is_seeded():
+    target, draft = random_lm(10), random_lm(11, n_layer=1, d_model=16, n_head=1)
+    a, _ = llm.speculative_generate(target, draft, torch.tensor([1]), 20, temperature=1.0, seed=5)
+    b, _ = llm.speculative_generate(target, draft, torch.tensor([1]), 20, temperature=1.0, seed=5)
+    c, _ = llm.speculative_generate(target, draft, torch.tensor([1]), 20, temperature=1.0, seed=6)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sampled_tokens_follow_the_targets_distribution():
+    """Two sampled tokens over a vocabulary of 3, over 1000 seeds: chi-square against the target's own
+    joint p(y1 | prompt) p(y2 | prompt, y1), computed from its logits."""
+    V4 = 3
+    target = random_lm(12, vocab=V4, n_layer=1, d_model=16, n_head=1)
+    draft = random_lm(13, vocab=V4, n_layer=1, d_model=8, n_head=1)
+    prompt = torch.tensor([0, 1])
+    with torch.no_grad():
+        p1 = torch.softmax(target(prompt[None])[0, -1].double(), -1)
+        joint = {(a, b): float(p1[a]) * float(torch.softmax(target(torch.tensor([[0, 1, a]]))[0, -1].double(), -1)[b])
+                 for a in range(V4) for b in range(V4)}
+    N = 1000
+    counts = dict.fromkeys(joint, 0)
+    for seed in range(N):
+        ids, _ = llm.speculative_generate(target, draft, prompt, 2, k=2, temperature=1.0, seed=seed)
+        counts[tuple(ids[2:].tolist())] += 1
+    chi2 = sum((counts[y] - N * pr) ** 2 / (N * pr) for y, pr in joint.items())
+    assert chi2 < sstats.chi2.ppf(1 - 1e-6, len(joint) - 1), chi2

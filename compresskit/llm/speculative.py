@@ -41,8 +41,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from compresskit._validation import check_int, check_real, check_tensor, check_type
+from compresskit._validation import check_int, check_module, check_real, check_seed, check_tensor, check_type
+from compresskit.llm import kv_cache
+from compresskit.models import TinyLM
+from compresskit.text import encode
 
 __all__ = [
     "SpeculativeStats",
@@ -50,6 +54,7 @@ __all__ = [
     "greedy_accept",
     "residual_distribution",
     "speculative_accept",
+    "speculative_generate",
 ]
 
 PROB_ATOL = 1e-4  # rows of a probability table must sum to 1 within this
@@ -88,6 +93,11 @@ def greedy_accept(draft_tokens: torch.Tensor, target_logits: torch.Tensor) -> tu
     draft_tokens = _check_draft_tokens(draft_tokens, target_logits.shape[1])
     k = draft_tokens.numel()
     _check_rows("target_logits", target_logits, k + 1)
+    return _greedy_accept(draft_tokens, target_logits)
+
+
+def _greedy_accept(draft_tokens: torch.Tensor, target_logits: torch.Tensor) -> tuple[int, int]:
+    k = draft_tokens.numel()
     best = target_logits.argmax(dim=-1)  # (k + 1,) the target's greedy choice after each prefix
     agree = (draft_tokens == best[:k]).long()  # (k,)
     n = int(agree.cumprod(0).sum())  # length of the agreeing prefix: Eq. (1) with p, q one-hot
@@ -140,12 +150,20 @@ def speculative_accept(
                          f"and {draft_probs.shape[1]} columns")
     _check_probs("draft_probs", draft_probs)
     _check_probs("target_probs", target_probs)
-    p, q = target_probs.double(), draft_probs.double()
-    q_x = q.gather(1, draft_tokens[:, None])[:, 0]  # (k,) q_i(x_i)
+    q_x = draft_probs.gather(1, draft_tokens[:, None])[:, 0]  # (k,) q_i(x_i)
     if bool((q_x <= 0).any()):
-        i = int((q_x <= 0).nonzero()[0])
+        i = int((q_x <= 0).nonzero()[0, 0])
         raise ValueError(f"`draft_tokens[{i}]`={int(draft_tokens[i])} has probability 0 under `draft_probs[{i}]`; "
                          "a draft token must be sampled from its own distribution")
+    return _speculative_accept(draft_tokens, draft_probs, target_probs, generator)
+
+
+def _speculative_accept(
+    draft_tokens: torch.Tensor, draft_probs: torch.Tensor, target_probs: torch.Tensor, generator: torch.Generator
+) -> tuple[int, int]:
+    k = draft_tokens.numel()
+    p, q = target_probs.double(), draft_probs.double()  # (k + 1, V), (k, V)
+    q_x = q.gather(1, draft_tokens[:, None])[:, 0]  # (k,) q_i(x_i)
     p_x = p[:k].gather(1, draft_tokens[:, None])[:, 0]  # (k,) p_i(x_i)
     for i in range(k):
         r = torch.rand((), generator=generator, dtype=torch.float64)
@@ -191,3 +209,104 @@ class SpeculativeStats:
     def target_calls_per_token(self) -> float:
         """target_calls / generated: 1 for plain decoding, lower is better (NaN for no tokens)."""
         return self.target_calls / self.generated if self.generated else math.nan
+
+
+def _check_lm(name: str, model: object) -> TinyLM:
+    check_module(name, model)
+    if not isinstance(model, TinyLM):
+        raise TypeError(f"`{name}` must be a compresskit.models.TinyLM (the model compresskit.llm.kv_cache caches); "
+                        f"got {type(model).__name__}")
+    for pname, tensor in model.named_parameters():
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"`{name}` must have finite parameters; got NaN or inf in `{pname}`")
+    return model
+
+
+def _check_prompt(prompt: object, vocab: int) -> torch.Tensor:
+    check_type("prompt", prompt, (str, bytes, bytearray, torch.Tensor), "a str, bytes or a 1-D tensor of token ids")
+    ids = prompt if isinstance(prompt, torch.Tensor) else encode(prompt)
+    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+        raise TypeError(f"`prompt` must be an integer tensor of token ids; got dtype {ids.dtype}")
+    if ids.dim() != 1 or ids.numel() == 0:
+        raise ValueError(f"`prompt` must be a non-empty 1-D tensor of token ids; got shape {tuple(ids.shape)}")
+    if int(ids.min()) < 0 or int(ids.max()) >= vocab:
+        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+        raise ValueError(f"`prompt` must hold token ids in [0, {vocab - 1}] (the models' vocabulary); got {bad}")
+    return ids.to(torch.int64)
+
+
+def speculative_generate(
+    target: nn.Module, draft: nn.Module, prompt: str | bytes | torch.Tensor, n: int, *,
+    k: int = 4, temperature: float = 0.0, seed: int = 0,
+) -> tuple[torch.Tensor, SpeculativeStats]:
+    """``prompt`` followed by ``n`` new token ids (1-D int64) from ``target``, drafted ``k`` at a time by ``draft``.
+
+    Both models keep a KV cache (:mod:`compresskit.llm.kv_cache`); after a rejection each cache is
+    cropped back to the tokens kept. Greedy when ``temperature`` is 0: the output is then
+    ``compresskit.text.generate(target, prompt, n)``, token for token. Otherwise both models sample
+    from softmax(logits / temperature) and :func:`speculative_accept` keeps the target's
+    distribution, drawing from a private generator seeded by ``seed``. Both models run in eval
+    mode without gradients and get their modes back. Returns ``(ids, stats)``.
+    """
+    target, draft = _check_lm("target", target), _check_lm("draft", draft)
+    vocab = target.tok_emb.num_embeddings
+    if draft.tok_emb.num_embeddings != vocab:
+        raise ValueError(f"`draft` must have the target's vocabulary (vocab_size={vocab}); "
+                         f"got vocab_size={draft.tok_emb.num_embeddings}")
+    ids = _check_prompt(prompt, vocab)
+    context = min(target.pos_emb.num_embeddings, draft.pos_emb.num_embeddings)
+    if ids.numel() > context:
+        raise ValueError(f"`prompt` must hold at most block_size={context} ids; got {ids.numel()}")
+    n = check_int("n", n, 0, context - ids.numel())
+    k = check_int("k", k, 1, context)
+    temperature = check_real("temperature", temperature, 0.0)
+    generator = torch.Generator().manual_seed(check_seed("seed", seed))
+    modes = (target.training, draft.training)
+    target.eval(), draft.eval()
+    try:
+        with torch.no_grad():
+            return _speculate(target, draft, ids, n, k, temperature, generator)
+    finally:
+        target.train(modes[0]), draft.train(modes[1])
+
+
+def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The draft's token from its logits (vocab,): argmax, or a sample from softmax(logits / T) and that q."""
+    if temperature == 0:
+        return logits.argmax().reshape(1), None
+    q = torch.softmax(logits.double() / temperature, dim=-1)  # (vocab,)
+    return torch.multinomial(q, 1, generator=generator), q
+
+
+def _speculate(target: TinyLM, draft: TinyLM, ids: torch.Tensor, n: int, k: int, temperature: float,
+               generator: torch.Generator) -> tuple[torch.Tensor, SpeculativeStats]:
+    caches = {"target": kv_cache.new_cache(target), "draft": kv_cache.new_cache(draft)}
+    calls = {"target": 0, "draft": 0}
+
+    def run(name: str, model: TinyLM, tokens: torch.Tensor) -> torch.Tensor:  # tokens (T,) -> logits (T, V)
+        calls[name] += 1
+        return kv_cache.forward_cached(model, tokens[None], caches[name])[0]
+
+    if ids.numel() > 1:  # prefill: each cache holds every id but the last
+        run("target", target, ids[:-1]), run("draft", draft, ids[:-1])
+    goal, drafted, accepted = ids.numel() + n, 0, 0
+    while ids.numel() < goal:
+        kk = min(k, goal - ids.numel() - 1)  # the last round may need fewer guesses
+        seq, q_rows = ids, []
+        for _ in range(kk):  # the draft guesses, one call per token: x_i ~ q_i
+            x, q = _pick(run("draft", draft, seq[len(caches["draft"]):])[-1], temperature, generator)
+            seq, q_rows = torch.cat([seq, x]), q_rows + [q]
+        drafts = seq[ids.numel():]  # (kk,)
+        logits = run("target", target, seq[len(caches["target"]):])  # (kk + 1, V): one call checks them all
+        if temperature == 0:
+            kept, token = _greedy_accept(drafts, logits)
+        else:
+            p = torch.softmax(logits.double() / temperature, dim=-1)  # (kk + 1, V)
+            q = torch.stack(q_rows) if q_rows else p.new_zeros(0, p.shape[1])
+            kept, token = _speculative_accept(drafts, q, p, generator)
+        ids = torch.cat([ids, drafts[:kept], torch.tensor([token])])
+        drafted, accepted = drafted + kk, accepted + kept
+        for cache in caches.values():  # roll back what was not kept: every id but the last stays
+            if len(cache) > ids.numel() - 1:
+                cache.crop(ids.numel() - 1)
+    return ids, SpeculativeStats(n, drafted, accepted, calls["target"], calls["draft"])
