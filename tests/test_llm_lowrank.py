@@ -167,5 +167,10 @@ def test_a_pruned_model_is_factorised_as_its_forward_pass_sees_it():
     assert model.training and low_p.training
     s_p, s_d = llm.spectra(model), llm.spectra(dense)
     assert all(torch.equal(s_p[k], s_d[k]) for k in s_d)
+    with torch.no_grad():  # an optimizer step leaves the cached masked weight stale: the forward's weight is used
+        model.blocks[0].fc1.weight_orig.mul_(2.0)
+        dense.blocks[0].fc1.weight.mul_(2.0)
+    assert torch.equal(llm.effective_weight(model.blocks[0].fc1), dense.blocks[0].fc1.weight)
+    assert torch.equal(llm.spectra(model)["blocks.0.fc1"], llm.spectra(dense)["blocks.0.fc1"])
     seq = llm.low_rank_linear(model.blocks[0].fc1, 32)  # full rank: the masked weight, zeros included
     torch.testing.assert_close(seq[1].weight @ seq[0].weight, dense.blocks[0].fc1.weight, rtol=1e-4, atol=1e-5)

@@ -43,6 +43,7 @@ from torch import nn
 
 from compresskit._validation import check_int, check_module, check_real, check_seed, check_tensor, check_type
 from compresskit.llm.groupwise import dequantize, pack_int4, quantize_rtn, unpack_int4
+from compresskit.llm.lowrank import effective_weight
 from compresskit.models import dense_copy
 from compresskit.text import batches, check_ids
 
@@ -99,8 +100,10 @@ class QuantizedLinear(nn.Module):
         group_size = check_int("group_size", group_size, 1, linear.in_features)
         if linear.in_features % group_size:
             raise ValueError(f"`group_size` must divide in_features={linear.in_features}; got {group_size}")
-        check_tensor("linear.weight", linear.weight, floating=True, finite=True)
-        q = quantize_rtn(linear.weight.detach(), bits, group_size)
+        weight = effective_weight(linear)  # a pruned layer as its forward pass sees it
+        if not bool(torch.isfinite(weight).all()):
+            raise ValueError(f"`linear` must have a finite weight; got {int((~torch.isfinite(weight)).sum())} NaN or inf value(s)")
+        q = quantize_rtn(weight, bits, group_size)
         self.in_features, self.out_features, self.bits, self.group_size = linear.in_features, linear.out_features, bits, group_size
         self.register_buffer("codes", pack_int4(q.codes) if bits <= 4 else q.codes.to(torch.uint8))  # (out, in/2) or (out, in)
         self.register_buffer("scale", q.scale.half())  # (out, groups)
@@ -159,7 +162,7 @@ class LoRALinear(nn.Module):
 
     def base_weight(self) -> torch.Tensor:
         """W0, (out, in): the base's weight (dequantized for a QuantizedLinear)."""
-        return self.base.dequantize() if isinstance(self.base, QuantizedLinear) else self.base.weight.detach()
+        return self.base.dequantize() if isinstance(self.base, QuantizedLinear) else effective_weight(self.base)
 
     def merge(self) -> nn.Linear:
         """A new nn.Linear with weight W0 + (alpha / r) B A and the base's bias (float32 for a quantized base)."""
@@ -184,10 +187,12 @@ def _matches(name: str, targets: Sequence[str]) -> bool:
 
 
 def _targets(model: nn.Module, targets: Sequence[str]) -> dict[str, nn.Linear]:
-    if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
-        raise TypeError(f"`targets` must be a non-empty sequence of layer names (e.g. ('q', 'v')); got {type(targets).__name__} {targets!r}")
-    for t in targets:
-        check_type("targets[i]", t, str)
+    if isinstance(targets, str) or not isinstance(targets, Sequence):
+        raise TypeError(f"`targets` must be a sequence of layer names (e.g. ('q', 'v')); got {type(targets).__name__} {targets!r}")
+    if not targets:
+        raise ValueError("`targets` must name at least one layer (e.g. ('q', 'v')); got an empty sequence")
+    for i, t in enumerate(targets):
+        check_type(f"targets[{i}]", t, str)
     found = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(n, targets)}
     if not found:
         linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -317,6 +322,23 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 # --- training ---------------------------------------------------------------------------------------
 
+def _probe(model: nn.Module, ids: torch.Tensor, context: int) -> None:
+    """Every byte value in ``ids`` through the model once, in eval mode without gradients, before any
+    step: a byte the model cannot embed fails here, not after some training steps. Modes given back."""
+    modes = [(m, m.training) for m in model.modules()]
+    values = ids.unique()  # (<= 256,)
+    try:
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, values.numel(), context):
+                model(values[i:i + context].reshape(1, -1))  # (1, <= context)
+    except (RuntimeError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(f"`ids` must be byte ids `model` can take (ids in [{int(values[0])}, {int(values[-1])}]): {exc}") from exc
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def finetune(
     model: nn.Module, ids: torch.Tensor, steps: int, *, batch_size: int = 8, context: int = 64, lr: float = 1e-3,
     seed: int = 0, optimizer: torch.optim.Optimizer | None = None,
@@ -338,6 +360,7 @@ def finetune(
     if optimizer is None:
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     check_type("optimizer", optimizer, torch.optim.Optimizer)
+    _probe(model, ids, context)
     modes, losses = [(m, m.training) for m in model.modules()], []
     model.train()
     try:

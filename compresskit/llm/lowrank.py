@@ -37,6 +37,7 @@ from compresskit.models import dense_copy
 
 __all__ = [
     "dense_bytes",
+    "effective_weight",
     "low_rank_bytes",
     "low_rank_factors",
     "low_rank_linear",
@@ -111,6 +112,16 @@ def dense_bytes(out_features: int, in_features: int, bias: bool = True, bytes_pe
 
 # --- modules -------------------------------------------------------------------------------------
 
+def effective_weight(linear: nn.Linear) -> torch.Tensor:
+    """The weight the forward pass uses, detached: ``weight_orig * weight_mask`` for a layer pruned with
+    torch.nn.utils.prune (its cached ``weight`` is stale after an optimizer step), else ``weight``."""
+    check_type("linear", linear, nn.Linear)
+    orig, mask = getattr(linear, "weight_orig", None), getattr(linear, "weight_mask", None)
+    if isinstance(orig, torch.Tensor) and isinstance(mask, torch.Tensor):
+        return (orig * mask).detach()
+    return linear.weight.detach()
+
+
 def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     """``Sequential(Linear(in, rank, bias=False), Linear(rank, out))`` holding A and B of Eq. (2) and the bias.
 
@@ -119,10 +130,12 @@ def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     """
     check_type("linear", linear, nn.Linear)
     rank = _check_rank(rank, (linear.out_features, linear.in_features))
-    check_tensor("linear.weight", linear.weight, floating=True, finite=True)
-    B, A = low_rank_factors(linear.weight, rank)
-    first = nn.Linear(linear.in_features, rank, bias=False, dtype=linear.weight.dtype, device=linear.weight.device)
-    second = nn.Linear(rank, linear.out_features, bias=linear.bias is not None, dtype=linear.weight.dtype, device=linear.weight.device)
+    weight = effective_weight(linear)
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError(f"`linear` must have a finite weight; got {int((~torch.isfinite(weight)).sum())} NaN or inf value(s)")
+    B, A = low_rank_factors(weight, rank)
+    first = nn.Linear(linear.in_features, rank, bias=False, dtype=weight.dtype, device=weight.device)
+    second = nn.Linear(rank, linear.out_features, bias=linear.bias is not None, dtype=weight.dtype, device=weight.device)
     with torch.no_grad():
         first.weight.copy_(A)  # (rank, in)
         second.weight.copy_(B)  # (out, rank)
@@ -147,10 +160,21 @@ def _linears(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Line
     return {n: linears[n] for n in names}
 
 
+def _check_finite(linears: dict[str, nn.Linear]) -> None:
+    for name, m in linears.items():
+        w = effective_weight(m)
+        if not isinstance(w, torch.Tensor) or not w.is_floating_point():
+            raise TypeError(f"`model` must have floating-point Linear weights; got {type(w).__name__} in `{name}`")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError(f"`model` must have finite weights; got NaN or inf in `{name}.weight`")
+
+
 def spectra(model: nn.Module, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """The singular values of each Linear weight (default: every Linear but a tied head), largest first."""
     check_module("model", model)
-    return {n: singular_values(m.weight) for n, m in _linears(model, names).items()}
+    linears = _linears(model, names)
+    _check_finite(linears)
+    return {n: singular_values(effective_weight(m)) for n, m in linears.items()}
 
 
 def low_rank_model(model: nn.Module, rank: int, names: Sequence[str] | None = None) -> nn.Module:
@@ -167,7 +191,7 @@ def low_rank_model(model: nn.Module, rank: int, names: Sequence[str] | None = No
         if rank > min(m.in_features, m.out_features):
             raise ValueError(f"`rank` must be in [1, {min(m.in_features, m.out_features)}] for `{name}` "
                              f"({m.out_features} x {m.in_features}); got {rank}")
-        check_tensor(f"{name}.weight", m.weight, floating=True, finite=True)
+    _check_finite(linears)
     new = dense_copy(model)
     for name in linears:
         parent, _, child = name.rpartition(".")
