@@ -88,10 +88,14 @@ def test_generate_cached_equals_generate_on_a_random_and_on_the_trained_model():
     assert torch.equal(kv.generate_cached(main, prompt, 0), text.encode(prompt))
 
 
-def test_generate_cached_gives_the_mode_back():
+def test_generate_cached_and_decode_times_give_every_modules_mode_back():
     model = small().train()
+    model.blocks[1].eval()
+    modes = [m.training for m in model.modules()]
     kv.generate_cached(model, "x", 3)
-    assert model.training
+    kv.decode_times(model, [2], cached=False, repeats=1)
+    kv.kv_quantized_perplexity(model, ids(1, 9)[0], 8, 4, 4)
+    assert [m.training for m in model.modules()] == modes
 
 
 def remove_heads(model, layer: int, keep: list[int]):

@@ -28,9 +28,13 @@ values, plus fp16 (s, z): 4 bytes per channel per G tokens for keys, 4 bytes per
 
     bytes per token = n_layer x n_head x (2 ceil(b hd / 8) + 4 hd / G + 4)              (6)
 
-Our KIVI keeps the same residual for keys and values (KIVI's code keeps the last R values in
-float as a sliding window; here they follow the keys' groups), and stores s and z in fp16, as
-KIVI does for its fp16 models; int4 codes are packed two per byte.
+Our KIVI, simplified where the course's model allows: KIVI's code quantizes keys once R
+tokens (a multiple of G) are waiting, and keeps the last R values in float as a sliding window;
+here R = G for both, so keys and values share one float residual of len % G tokens. KIVI groups
+a value token's channels in groups of G; here one group per token (head_dim = 32 <= G = 32 in
+the course's model, so the same thing). Scales and zero points are fp16, as KIVI's for its fp16
+models; int4 codes are packed two per byte. The cached forward runs in float32 on the
+dequantized keys and values (KIVI fuses dequantization into its matmul kernels).
 
 [1] Z. Liu, J. Yuan, H. Jin, S. Zhong, Z. Xu, V. Braverman, B. Chen, X. Hu, "KIVI: A Tuning-Free
     Asymmetric 2bit Quantization for KV Cache", ICML 2024, arXiv:2402.02750.
@@ -39,15 +43,16 @@ KIVI does for its fp16 models; int4 codes are packed two per byte.
 from __future__ import annotations
 
 import math
+import contextlib
 import statistics
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compresskit._validation import check_choice, check_int, check_module, check_type
+from compresskit._validation import check_choice, check_int, check_module, check_tensor, check_type
 from compresskit.llm.groupwise import pack_int4, unpack_int4
 from compresskit.models import TinyLM, TinyLMConfig
 from compresskit.text import check_ids, encode
@@ -252,6 +257,18 @@ def forward_cached(model: TinyLM, idx: torch.Tensor, cache: KVCache) -> torch.Te
     return model.head(model.ln_f(x))  # (B, T_new, vocab)
 
 
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside; every module's own mode given back after (not just the top one's)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def _prompt_ids(model: TinyLM, prompt: Any, n: Any) -> tuple[torch.Tensor, int]:
     ids = prompt if isinstance(prompt, torch.Tensor) else encode(prompt) if isinstance(prompt, (str, bytes)) else prompt
     ids = check_ids("prompt", ids)
@@ -268,15 +285,11 @@ def generate_cached(model: TinyLM, prompt: str | bytes | torch.Tensor, n: int) -
     when prompt + n <= block_size. Run in eval mode; the model's mode is given back."""
     model = _check_lm(model)
     ids, n = _prompt_ids(model, prompt, n)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         cache, out, nxt = new_cache(model), [ids], ids[None]  # (1, T)
         for _ in range(n):
             nxt = forward_cached(model, nxt, cache)[:, -1].argmax(-1, keepdim=True)  # (1, 1)
             out.append(nxt[0])
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 
@@ -301,12 +314,8 @@ def decode_times(model: TinyLM, lengths: Sequence[int], cached: bool, repeats: i
     check_type("cached", cached, bool)
     repeats = check_int("repeats", repeats, 1)
     ids = torch.randint(0, model.tok_emb.num_embeddings, (1, max(lengths)), generator=torch.Generator().manual_seed(seed))
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         return [_time_one(model, ids[:, :n], cached, repeats) for n in lengths]
-    finally:
-        model.train(was_training)
 
 
 def _time_one(model: TinyLM, ids: torch.Tensor, cached: bool, repeats: int) -> float:
@@ -362,7 +371,16 @@ def kivi_quantize(x: torch.Tensor, bits: int, dim: int) -> tuple[torch.Tensor, t
 
 
 def kivi_dequantize(codes: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
-    """Eq. (5): X^ = Q s + z, float32."""
+    """Eq. (5): X^ = Q s + z, float32 (``scale`` and ``zero_point`` broadcast against ``codes``)."""
+    check_tensor("codes", codes)
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise TypeError(f"`codes` must be an integer tensor (uint8 from kivi_quantize); got dtype {codes.dtype}")
+    for name, t in (("scale", scale), ("zero_point", zero_point)):
+        check_tensor(name, t, floating=True)
+        try:
+            torch.broadcast_shapes(codes.shape, t.shape)
+        except RuntimeError:
+            raise ValueError(f"`{name}` must broadcast against `codes` {tuple(codes.shape)}; got shape {tuple(t.shape)}") from None
     return codes.float() * scale.float() + zero_point.float()
 
 
@@ -546,13 +564,21 @@ def kv_quantized_perplexity(model: TinyLM, ids: torch.Tensor, context: int, bits
     context = check_int("context", context, 1, model.pos_emb.num_embeddings)
     bits = None if bits is None else _check_bits(bits)
     group_size = check_int("group_size", group_size, 1, model.pos_emb.num_embeddings)
+    with _eval_mode(model):
+        total = _kivi_nll(model, ids, context, bits, group_size)
+    return math.exp(total / (ids.numel() - 1))
+
+
+def _kivi_nll(model: TinyLM, ids: torch.Tensor, context: int, bits: int | None, group_size: int) -> float:
+    """Summed NLL (nats) over non-overlapping windows: the full ones in batches of 32, a shorter last one alone."""
     n = ids.numel() - 1
-    starts = list(range(0, n, context))
+    full = list(range(0, n - context + 1, context))
+    groups = [(context, full[i:i + 32]) for i in range(0, len(full), 32)] + ([(n % context, [n - n % context])] if n % context else [])
     total = 0.0
-    for width, group in ((context, [s for s in starts if s + context <= n]), (n % context, [starts[-1]] if n % context else [])):
+    for width, group in groups:
         if group:
             x = torch.stack([ids[s:s + width] for s in group])  # (B, T)
             y = torch.stack([ids[s + 1:s + width + 1] for s in group])
             logits = _kivi_logits(model, x, bits, group_size)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), y.reshape(-1), reduction="sum"))
-    return math.exp(total / n)
+    return total
