@@ -25,13 +25,14 @@ SCRATCH     ?= $(or $(TMPDIR),/tmp)
 LOCK_VENV   ?= $(SCRATCH)/compresskit-lock
 LOWEST_VENV ?= $(SCRATCH)/compresskit-lowest
 
-.PHONY: lab test test-fast test-ui test-lowest bench datasets clean-venv strip lock hub help
+.PHONY: lab test test-fast test-ui test-lowest bench book datasets clean-venv strip lock hub help
 
 help:
 	@echo "make lab     set up .venv (first run only) and open the course in JupyterLab"
 	@echo "make test    set up .venv (first run only) and run every test, notebooks included"
 	@echo "make bench   measure the benchmarks and write benchmarks/RESULTS.md"
 	@echo "make hub     a JupyterHub for a workshop on this machine (set COMPRESSKIT_HUB_PASSWORD first)"
+	@echo "make book    the course as a static site with slides, offline: build/book/html/index.html"
 	@echo "make lock    regenerate requirements.txt from pyproject.toml (pip-compile)"
 	@echo "make test-lowest  unit tests with the lowest numpy, scikit-learn and matplotlib allowed"
 
@@ -74,11 +75,18 @@ test: $(STAMP) $(PROXY_STAMP)
 
 # Unit tests only, for a quick loop while editing the library.
 test-fast: $(STAMP) $(PROXY_STAMP)
-	bash tests/offline.sh $(PY) -m pytest tests -m "not ui" $(PYTEST_ARGS)
+	bash tests/offline.sh $(PY) -m pytest tests -m "not ui and not book" $(PYTEST_ARGS)
 
 # The browser tests only (JupyterLab + headless Chromium): every chapter as a learner runs it.
 test-ui: $(STAMP)
 	bash tests/offline.sh $(PY) -m pytest tests/ui $(PYTEST_ARGS)
+
+# The course as a static site (book/build.py): every chapter and solution executed, with search, and slides
+# in build/book/html/slides/. It takes the runs `make test` leaves in build/executed/ and executes only a
+# notebook that is missing there or changed since; tests/test_book.py (in `make test`) builds and checks it.
+# BOOK_ARGS="--only 01_concepts,02_pruning" builds a few chapters. Open build/book/html/index.html.
+book: $(STAMP)
+	bash tests/offline.sh $(PY) -m book.build $(BOOK_ARGS)
 
 # The notebooks it runs call the exercise checkers on stubs: that is not the developer's progress.
 bench: $(STAMP)
