@@ -341,3 +341,19 @@ def test_a_deck_moves_with_the_keyboard(browser_page):
     assert pg.evaluate("[...document.querySelectorAll('section')].indexOf(document.querySelector('section.on'))") == 1
     pg.screenshot(path=str(ARTIFACTS / f"slides-{path.stem}.png"))
     assert not requests
+
+
+def test_the_workflow_runs_the_tests_on_three_systems_and_publishes_the_site():
+    """.github/workflows/ci.yml (untried here): make test on Linux and macOS, the same steps by hand on
+    Windows, and Pages from the site the Linux run's tests built."""
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    test = workflow["jobs"]["test"]
+    assert set(test["strategy"]["matrix"]["os"]) == {"ubuntu-latest", "macos-latest", "windows-latest"}
+    steps = test["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "make test" in runs and "-m pytest" in runs
+    pages = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
+    assert len(pages) == 1 and pages[0]["with"]["path"] == str(SITE.relative_to(REPO)).replace("\\", "/")
+    assert "Linux" in pages[0]["if"]
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in workflow["jobs"]["pages"]["steps"])
