@@ -397,7 +397,7 @@ def test_wanda_differs_from_magnitude_where_an_input_feature_is_an_outlier():
     assert mask.tolist() == [[True, True, False, False]]  # magnitude alone would prune the 0.1
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(7))
 def test_lora_reference_is_nn_linear_with_the_merged_weight(case):
     x, W, b, A, B, alpha = _cases(ex.check_lora_forward)[case].args
     layer = nn.Linear(W.shape[1], W.shape[0], dtype=W.dtype)
@@ -408,7 +408,7 @@ def test_lora_reference_is_nn_linear_with_the_merged_weight(case):
 
 
 def test_lora_with_b_zero_is_exactly_the_base_layer():
-    x, W, b, A, B, alpha = _cases(ex.check_lora_forward)[1].args
+    x, W, b, A, B, alpha = _cases(ex.check_lora_forward)[2].args
     assert not B.any()
     assert torch.equal(ex.reference_lora_forward(x, W, b, A, B, alpha).value, x @ W.T + b)
 

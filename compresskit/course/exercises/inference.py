@@ -201,13 +201,13 @@ def _wanda_case(description: str, out: int, n: int, tokens: int, sparsity: float
 def check_wanda_mask(fn: Callable[[torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]) -> bool:
     """``fn(W, X, sparsity)`` -> ``(score, mask)``: Wanda's |W| * ||X_j||_2 and the mask keeping each row's largest."""
     return check_function(fn, reference=reference_wanda_mask, cases=[
+        _wanda_case("a 5x6 weight, 6 tokens (as many tokens as features), sparsity 1/3 (2 pruned per row)", 5, 6, 6, 1 / 3, 5),
         Case("by hand: 2x4, every input norm 5, equal scores in both rows (ties), sparsity 0.5", (_TIES_W, _TIES_X, 0.5)),
         Case("by hand: 4x6 weights of small integers, every input norm 5 (many ties), sparsity 0.5",
              (_MANY_TIES_W, _MANY_TIES_X, 0.5)),
         Case("the same 4x6 weights, sparsity 0.3 (1.8 -> 1 pruned per row), ties", (_MANY_TIES_W, _MANY_TIES_X, 0.3)),
         _wanda_case("a 4x8 weight, 16 tokens with an outlier feature, sparsity 0.5", 4, 8, 16, 0.5, 0),
         _wanda_case("a 3x12 weight, 5 tokens, sparsity 0.3 (3.6 -> 3 pruned per row)", 3, 12, 5, 0.3, 1),
-        _wanda_case("a 5x6 weight, 6 tokens (as many tokens as features), sparsity 0.5", 5, 6, 6, 0.5, 2),
         _wanda_case("a 6x8 weight, 10 tokens, sparsity 0.75", 6, 8, 10, 0.75, 3),
         _wanda_case("a float64 4x10 weight, 7 tokens, sparsity 0.25 (2.5 -> 2 pruned per row)", 4, 10, 7, 0.25, 4, torch.float64),
     ], name="wanda_mask", compare=naming_mistakes(_items(("score", "mask"), _in_dtype)),
@@ -265,7 +265,8 @@ def _lora_case(description: str, x_shape: tuple[int, ...], out: int, r: int, alp
 def check_lora_forward(fn: Callable[..., torch.Tensor]) -> bool:
     """``fn(x, W, b, A, B, alpha)`` -> ``x W^T + b + (alpha / r) x A^T B^T``, r = A.shape[0]."""
     return check_function(fn, reference=reference_lora_forward, cases=[
-        _lora_case("x (5, 8), W (6, 8), rank 2, alpha 4 (scale 2)", (5, 8), 6, 2, 4.0, 0),
+        _lora_case("x (5, 8), W (8, 8) square, rank 2, alpha 6 (scale 3)", (5, 8), 8, 2, 6.0, 0),
+        _lora_case("x (5, 8), W (6, 8), rank 2, alpha 4 (scale 2)", (5, 8), 6, 2, 4.0, 6),
         _lora_case("B = 0, as LoRA initialises it: the output is the base layer's, x W^T + b", (3, 8), 6, 4, 8.0, 1, zero_B=True),
         _lora_case("x (2, 3, 8), a batch of sequences; W (8, 8) square, rank 2, alpha 16", (2, 3, 8), 8, 2, 16.0, 2),
         _lora_case("x (4, 7), W (5, 7), rank 3, alpha 6, float64", (4, 7), 5, 3, 6.0, 3, torch.float64),
