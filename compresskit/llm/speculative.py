@@ -110,6 +110,16 @@ def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     ``p``, ``q`` (..., vocab): probabilities. Where ``p <= q`` everywhere (``p == q``; a rejection
     then has probability 0) it returns ``p``. Computed in float64.
     """
+    check_tensor("p", p, floating=True, finite=True)
+    check_tensor("q", q, floating=True, finite=True)
+    if p.shape != q.shape:
+        raise ValueError(f"`p` and `q` must have the same shape; got {tuple(p.shape)} and {tuple(q.shape)}")
+    _check_probs("p", p)
+    _check_probs("q", q)
+    return _residual(p, q)
+
+
+def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     p, q = p.double(), q.double()
     r = (p - q).clamp(min=0.0)  # Eq. (2) in [1]
     total = r.sum(dim=-1, keepdim=True)
@@ -119,11 +129,11 @@ def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def _check_probs(name: str, value: torch.Tensor) -> None:
     if bool((value < 0).any()):
         raise ValueError(f"`{name}` must hold probabilities (>= 0); got minimum {float(value.min()):.3g}")
-    sums = value.double().sum(dim=-1)
-    worst = float((sums - 1).abs().max())
-    if worst > PROB_ATOL:
+    sums = value.double().sum(dim=-1).reshape(-1)  # (rows,)
+    worst = int((sums - 1).abs().argmax())
+    if abs(float(sums[worst]) - 1) > PROB_ATOL:
         raise ValueError(f"`{name}` rows must sum to 1 (within {PROB_ATOL:g}; pass softmax(logits / temperature)); "
-                         f"got a row summing to {float(sums[(sums - 1).abs().argmax()]):.6g}")
+                         f"got a row summing to {float(sums[worst]):.6g}")
 
 
 def speculative_accept(
@@ -168,7 +178,7 @@ def _speculative_accept(
     for i in range(k):
         r = torch.rand((), generator=generator, dtype=torch.float64)
         if r >= p_x[i] / q_x[i]:  # rejected: Eq. (1), kept with probability min(1, p/q)
-            residual = residual_distribution(p[i], q[i])  # Eq. (2)
+            residual = _residual(p[i], q[i])  # Eq. (2)
             return i, int(torch.multinomial(residual, 1, generator=generator))
     return k, int(torch.multinomial(p[k], 1, generator=generator))  # all kept: the bonus token
 
@@ -224,6 +234,8 @@ def _check_lm(name: str, model: object) -> TinyLM:
 
 def _check_prompt(prompt: object, vocab: int) -> torch.Tensor:
     check_type("prompt", prompt, (str, bytes, bytearray, torch.Tensor), "a str, bytes or a 1-D tensor of token ids")
+    if not isinstance(prompt, torch.Tensor) and len(prompt) == 0:
+        raise ValueError("`prompt` must not be empty (generation starts from at least one token); got an empty string")
     ids = prompt if isinstance(prompt, torch.Tensor) else encode(prompt)
     if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
         raise TypeError(f"`prompt` must be an integer tensor of token ids; got dtype {ids.dtype}")
@@ -255,19 +267,21 @@ def speculative_generate(
                          f"got vocab_size={draft.tok_emb.num_embeddings}")
     ids = _check_prompt(prompt, vocab)
     context = min(target.pos_emb.num_embeddings, draft.pos_emb.num_embeddings)
-    if ids.numel() > context:
-        raise ValueError(f"`prompt` must hold at most block_size={context} ids; got {ids.numel()}")
-    n = check_int("n", n, 0, context - ids.numel())
+    n = check_int("n", n, 0)
+    if ids.numel() + n > context:
+        raise ValueError(f"`n` must keep prompt + n within block_size={context} (the smaller model's); "
+                         f"got {ids.numel()} + {n} = {ids.numel() + n}")
     k = check_int("k", k, 1, context)
     temperature = check_real("temperature", temperature, 0.0)
     generator = torch.Generator().manual_seed(check_seed("seed", seed))
-    modes = (target.training, draft.training)
+    modes = [(m, m.training) for m in (*target.modules(), *draft.modules())]  # every module's own mode
     target.eval(), draft.eval()
     try:
         with torch.no_grad():
             return _speculate(target, draft, ids, n, k, temperature, generator)
     finally:
-        target.train(modes[0]), draft.train(modes[1])
+        for module, mode in modes:
+            module.training = mode
 
 
 def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
