@@ -72,6 +72,10 @@ KV = torch.zeros(1, 2, 3, 8)
 
 CASES = [
     Bad(kv.KVCache, a([2, 0], 8, 16), ValueError, ["`n_heads[1]`", "[1, inf]", "got 0"]),
+    Bad(kv.KVCache, a([], 8, 16), ValueError, ["`n_heads`", "at least one layer", "empty"]),
+    Bad(kv.KVCache, a(2, 8, 16), TypeError, ["`n_heads`", "list of ints", "int"]),
+    Bad(append, lazy(lambda: (filled(3) + ([KV, KV[0]], [KV, KV]), {})), ValueError, ["`keys[1]`", "(B, H, T_new, hd)", "(2, 3, 8)"]),
+    Bad(append, lazy(lambda: (filled(3) + ([KV], [KV]), {})), ValueError, ["`keys`", "list of 2 tensors", "1 items"]),
     Bad(kv.KVCache, a([2], 8.0, 16), TypeError, ["`head_dim`", "integer", "8.0"]),
     Bad(kv.KVCache, a([2], 8, None), TypeError, ["`block_size`", "integer", "None"]),
     Bad(kv.QuantizedKVCache, a([2], 8, 16, 2), ValueError, ["`bits`", "[4, 8]", "got 2"]),

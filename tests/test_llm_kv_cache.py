@@ -79,6 +79,17 @@ def test_crop_rolls_back_to_a_prefix():
     assert len(cache) == 0 and cache.nbytes() == 0
 
 
+def test_append_by_hand_then_continue_with_forward_cached():
+    model, x = small(), ids(2, 30)
+    filled = kv.new_cache(model)
+    kv.forward_cached(model, x[:, :20], filled)
+    for cache in (kv.new_cache(model), kv.new_quantized_cache(model, 8, 64)):  # G = 64: all 20 stay float
+        cache.append(filled.keys, filled.values)
+        assert len(cache) == 20
+        with torch.no_grad():
+            torch.testing.assert_close(kv.forward_cached(model, x[:, 20:], cache), model(x)[:, 20:], rtol=1e-5, atol=1e-5)
+
+
 def test_generate_cached_equals_generate_on_a_random_and_on_the_trained_model():
     model = small(3)
     torch.testing.assert_close(kv.generate_cached(model, "ab", 40), text.generate(model, "ab", 40), rtol=0, atol=0)
@@ -137,6 +148,13 @@ def test_a_model_pruned_with_torch_prune():
     assert torch.equal(kv.generate_cached(model, "pr", 20), text.generate(model, "pr", 20))
     assert prune.is_pruned(model)
     assert kv.kv_quantized_perplexity(model, x[0], 10, None) == pytest.approx(text.perplexity(model, x[0], 10), rel=1e-6)  # float32 logits, a fused attention kernel
+
+
+def test_a_model_quantized_by_chapter_9():
+    model, x = llm.quantize_model(small(), "rtn", 4, 16), ids(1, 30)
+    out = torch.cat([kv.forward_cached(model, x[:, :11], cache := kv.new_cache(model)), kv.forward_cached(model, x[:, 11:], cache)], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
 
 
 def test_decode_times_and_growth_exponent_shapes():

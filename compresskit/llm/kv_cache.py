@@ -87,6 +87,9 @@ class KVCache:
     """
 
     def __init__(self, n_heads: Sequence[int], head_dim: int, block_size: int) -> None:
+        check_type("n_heads", n_heads, (list, tuple), "a list of ints (heads per layer)")
+        if not n_heads:
+            raise ValueError("`n_heads` must list the heads of at least one layer; got an empty list")
         self.n_heads = [check_int(f"n_heads[{i}]", h, 1) for i, h in enumerate(n_heads)]
         self.head_dim = check_int("head_dim", head_dim, 1)
         self.block_size = check_int("block_size", block_size, 1)
@@ -120,10 +123,11 @@ class KVCache:
     def _tensors(self) -> list[torch.Tensor]:
         return [t for t in (*self.keys, *self.values) if t is not None]
 
-    def check_new(self, name: str, k: torch.Tensor, layer: int) -> None:
+    def _check_new(self, name: str, k: torch.Tensor, layer: int) -> None:
         """Refuse new keys/values ``k`` (B, H, T_new, hd) that do not fit layer ``layer``."""
         want_b = self.batch_size
-        shape = (want_b if want_b is not None else k.shape[0], self.n_heads[layer], k.shape[2], self.head_dim)
+        shape = (k.shape[0] if want_b is None and k.dim() == 4 else want_b or "B", self.n_heads[layer],
+                 k.shape[2] if k.dim() == 4 else "T_new", self.head_dim)
         if k.dim() != 4 or tuple(k.shape) != shape or not k.is_floating_point():
             raise ValueError(f"`{name}` must be a float tensor of shape (B, H, T_new, hd) = {shape} for layer {layer}; "
                              f"got shape {tuple(k.shape)} and dtype {k.dtype}")
@@ -135,10 +139,11 @@ class KVCache:
         """Append one (B, H, T_new, hd) tensor of keys and of values per layer; all or nothing."""
         for name, ts in (("keys", keys), ("values", values)):
             if not isinstance(ts, (list, tuple)) or len(ts) != self.n_layer:
-                raise ValueError(f"`{name}` must be a list of {self.n_layer} tensors (one per layer); got {type(ts).__name__}")
+                got = f"{len(ts)} items" if isinstance(ts, (list, tuple)) else type(ts).__name__
+                raise ValueError(f"`{name}` must be a list of {self.n_layer} tensors (one per layer); got {got}")
             for i, t in enumerate(ts):
                 check_type(f"{name}[{i}]", t, torch.Tensor)
-                self.check_new(f"{name}[{i}]", t, i)
+                self._check_new(f"{name}[{i}]", t, i)
                 if t.shape[2] != keys[0].shape[2] or t.shape[0] != keys[0].shape[0]:
                     raise ValueError(f"`{name}[{i}]` must have as many rows and positions as `keys[0]` "
                                      f"{tuple(keys[0].shape[:3])}; got {tuple(t.shape)}")
