@@ -155,9 +155,8 @@ class KVCache:
         if n == 0:
             self.keys, self.values = [None] * self.n_layer, [None] * self.n_layer
             return
-        self.keys = [k[:, :, :n] for k in self.keys]  # (B, H, n, hd): a view keeps the full storage,
-        self.values = [v[:, :, :n] for v in self.values]  # so cloned below to hold only what is kept
-        self.keys, self.values = [k.clone() for k in self.keys], [v.clone() for v in self.values]
+        self.keys = [k[:, :, :n].clone() for k in self.keys]  # (B, H, n, hd); a clone, since a view
+        self.values = [v[:, :, :n].clone() for v in self.values]  # would keep the whole storage alive
 
     # forward_cached extends every layer first and commits at the end, so a failed call changes nothing
     def _extend(self, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
