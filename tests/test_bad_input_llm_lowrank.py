@@ -88,6 +88,9 @@ CASES = [
     Bad(lowrank.low_rank_model, lm(4, nan=True), ValueError, ["`model`", "finite", "`blocks.1.proj.weight`"], watch=0),
     Bad(lowrank.low_rank_model, lazy(lambda: ((nn.Sequential(nn.Embedding(4, 4)), 2), {})), ValueError, ["`model`", "nn.Linear", "none"], watch=0),
     Bad(lowrank.low_rank_model, a("model", 4), TypeError, ["`model`", "torch.nn.Module", "str"]),
+    Bad(lowrank.LowRankLinear, a(nn.Linear(8, 2), nn.Conv1d(2, 4, 1)), TypeError, ["`second`", "Linear", "Conv1d"]),
+    Bad(lowrank.LowRankLinear, a(nn.Identity(), nn.Linear(2, 4)), TypeError, ["`first`", "Linear", "Identity"]),
+    Bad(lowrank.LowRankLinear, a(nn.Linear(8, 2), nn.Linear(3, 4)), ValueError, ["`second`", "first's 2 outputs", "in_features=3"]),
     Bad(lowrank.effective_weight, a(nn.Conv1d(4, 4, 1)), TypeError, ["`linear`", "Linear", "Conv1d"]),
     Bad(lowrank.spectra, a(nn.Linear(2, 2).weight), TypeError, ["`model`", "torch.nn.Module", "Parameter"]),
     Bad(lowrank.spectra, lm(["head2"]), ValueError, ["`names`", "nn.Linear layers", "'head2'"], watch=0),
@@ -111,6 +114,6 @@ def test_a_pruned_model_goes_through_every_function_that_takes_a_model():
     low = lowrank.low_rank_model(model, 4)
     spectra = lowrank.spectra(model)
     assert prune.is_pruned(model) and not prune.is_pruned(low)
-    assert set(spectra) == {n for n, m in low.named_modules() if isinstance(m, nn.Sequential) and n.count(".") == 2}
+    assert set(spectra) == {n for n, m in low.named_modules() if isinstance(m, lowrank.LowRankLinear) and n.count(".") == 2}
     assert [m.training for m in model.modules()] == [m.training for m in pruned_lm().modules()]
     assert lowrank.low_rank_linear(model.blocks[0].fc1, 4)[0].weight.shape == (4, 32)

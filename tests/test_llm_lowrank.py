@@ -122,7 +122,7 @@ def test_low_rank_model_copies_and_leaves_the_tied_head():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "head"]
     for name in linears:
-        assert isinstance(low.get_submodule(name), nn.Sequential), name
+        assert isinstance(low.get_submodule(name), llm.LowRankLinear), name
         assert isinstance(model.get_submodule(name), nn.Linear), name
     assert isinstance(low.head, nn.Linear) and low.head.weight is low.tok.weight
     dense = sum(llm.dense_bytes(m.out_features, m.in_features) for n, m in model.named_modules() if n in linears)
@@ -137,7 +137,19 @@ def test_low_rank_model_at_full_rank_is_the_same_function_and_names_pick_layers(
     with torch.no_grad():
         torch.testing.assert_close(llm.low_rank_model(model, 32)(idx), model(idx), rtol=1e-4, atol=1e-4)
     low = llm.low_rank_model(model, 2, names=["blocks.0.fc1"])
-    assert isinstance(low.blocks[0].fc1, nn.Sequential) and isinstance(low.blocks[0].fc2, nn.Linear)
+    assert isinstance(low.blocks[0].fc1, llm.LowRankLinear) and isinstance(low.blocks[0].fc2, nn.Linear)
+
+
+def test_the_course_model_runs_factorised_and_at_full_rank_is_the_same_function():
+    """Its attention reads q.out_features to count heads: the factorised layer answers it."""
+    model = models.tiny_lm(models.TinyLMConfig(n_layer=2, n_head=2, d_model=32, block_size=16))
+    idx = torch.randint(0, 256, (2, 16))
+    low = llm.low_rank_model(model, 32)
+    assert isinstance(low.blocks[0].attn.q, llm.LowRankLinear) and low.blocks[0].attn.n_head == 2
+    assert (low.blocks[0].mlp.fc1.in_features, low.blocks[0].mlp.fc1.out_features, low.blocks[0].mlp.fc1.rank) == (32, 128, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(low(idx), model(idx), rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(llm.low_rank_model(model, 4)(idx), model(idx), atol=1e-3)
 
 
 def test_spectra_of_the_course_model_shape():

@@ -36,6 +36,7 @@ from compresskit._validation import check_int, check_module, check_real, check_t
 from compresskit.models import dense_copy
 
 __all__ = [
+    "LowRankLinear",
     "dense_bytes",
     "effective_weight",
     "low_rank_bytes",
@@ -122,8 +123,34 @@ def effective_weight(linear: nn.Linear) -> torch.Tensor:
     return linear.weight.detach()
 
 
-def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
-    """``Sequential(Linear(in, rank, bias=False), Linear(rank, out))`` holding A and B of Eq. (2) and the bias.
+class LowRankLinear(nn.Sequential):
+    """``Linear(in, rank, bias=False)`` then ``Linear(rank, out)``: an nn.Sequential that also answers
+    ``in_features``, ``out_features`` and ``rank``, so code that reads a Linear's width (the course
+    model's attention reads ``q.out_features``) still works."""
+
+    def __init__(self, first: nn.Linear, second: nn.Linear) -> None:
+        check_type("first", first, nn.Linear)
+        check_type("second", second, nn.Linear)
+        if second.in_features != first.out_features:
+            raise ValueError(f"`second` must take first's {first.out_features} outputs; got in_features={second.in_features}")
+        super().__init__(first, second)
+
+    @property
+    def in_features(self) -> int:
+        return self[0].in_features
+
+    @property
+    def out_features(self) -> int:
+        return self[1].out_features
+
+    @property
+    def rank(self) -> int:
+        return self[0].out_features
+
+
+def low_rank_linear(linear: nn.Linear, rank: int) -> LowRankLinear:
+    """:class:`LowRankLinear`: ``Linear(in, rank, bias=False)`` holding A, then ``Linear(rank, out)`` holding
+    B and the bias, of Eq. (2).
 
     The caller's layer is not changed; a layer pruned with torch.nn.utils.prune is factorised as its
     forward pass sees it (``weight_orig * weight_mask``).
@@ -141,7 +168,7 @@ def low_rank_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
         second.weight.copy_(B)  # (out, rank)
         if linear.bias is not None:
             second.bias.copy_(linear.bias)
-    return nn.Sequential(first, second).train(linear.training)
+    return LowRankLinear(first, second).train(linear.training)
 
 
 def _linears(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Linear]:
