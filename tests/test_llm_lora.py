@@ -150,18 +150,19 @@ def test_finetune_of_a_whole_model_with_a_given_optimizer():
     assert llm.optimizer_state_bytes(opt) == llm.adam_state_bytes(total, len(list(model.parameters())))
 
 
-@pytest.mark.parametrize("group_size", [16, 32])
-def test_quantized_linear_is_chapter_9s_rtn_with_its_real_bytes(group_size):
+@pytest.mark.parametrize("bits,group_size", [(4, 16), (4, 32), (3, 32), (8, 16)])
+def test_quantized_linear_is_chapter_9s_rtn_with_its_real_bytes(bits, group_size):
     fc = linear(n_in=64, n_out=24)
-    q = llm.QuantizedLinear(fc, 4, group_size)
-    reference = llm.quantize_rtn(fc.weight.detach(), 4, group_size).dequantize()
+    q = llm.QuantizedLinear(fc, bits, group_size)
+    reference = llm.quantize_rtn(fc.weight.detach(), bits, group_size).dequantize()
     assert torch.equal(q.dequantize(), reference)
     x = torch.randn(3, 64)
     torch.testing.assert_close(q(x), x @ reference.T + fc.bias.detach(), rtol=0, atol=0)
     assert not list(q.parameters())
     buffers = sum(b.numel() * b.element_size() for b in q.buffers())
-    assert buffers == llm.quantized_bytes(24, 64, 4, group_size) + 24 * 4  # + the float32 bias
-    assert q.codes.dtype == torch.uint8 and q.codes.shape == (24, 32)
+    stored_bits = 4 if bits <= 4 else 8  # 3-bit codes sit in 4-bit nibbles, as chapter 9's file holds them
+    assert buffers == llm.quantized_bytes(24, 64, stored_bits, group_size) + 24 * 4  # + the float32 bias
+    assert q.codes.dtype == torch.uint8 and q.codes.shape == (24, 64 * stored_bits // 8)
 
 
 def test_add_qlora_starts_at_chapter_9s_rtn_model_and_counts_its_bytes():
