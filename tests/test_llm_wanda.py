@@ -183,3 +183,14 @@ def test_a_model_pruned_by_the_learner_keeps_its_masks():
     assert ((q.weight == 0).sum(dim=1) >= 8).all()  # and each row is at least half zeros
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert torch.equal(model.blocks[0].attn.q.weight_mask, learner_mask)
+
+
+def test_any_model_with_blocks_has_exactly_its_block_linears_pruned():
+    """The test stand-in (fused qkv, blocks in an nn.Sequential): its block Linears are pruned, its head is not."""
+    from llm_standin import tiny_lm, token_batches
+
+    model = tiny_lm()
+    pruned = wanda.prune_lm(model, "wanda", 0.5, calibration=token_batches(2))
+    masked = sorted(n for n, m in pruned.named_modules() if prune.is_pruned(m) and isinstance(m, torch.nn.Linear))
+    assert masked == sorted(f"blocks.{b}.{n}" for b in range(2) for n in ("qkv", "proj", "fc1", "fc2"))
+    assert all(float((m.weight == 0).float().mean()) == 0.5 for n, m in pruned.named_modules() if n in masked)
