@@ -240,3 +240,18 @@ def test_a_pruned_model_goes_through_every_function_that_takes_a_model():
     llm.finetune(model, torch.arange(300) % 7, 3, batch_size=2, context=8)
     assert prune.is_pruned(model) and bool((model.blocks[0].fc2.weight[mask == 0] == 0).all())
     assert llm.trainable_parameters(model) == sum(p.numel() for p in model.parameters())
+
+
+def test_lora_and_quantized_layers_over_a_pruned_linear_equal_them_over_its_dense_twin():
+    pruned, dense = linear(seed=2), linear(seed=2)
+    prune.l1_unstructured(pruned, "weight", 0.5)
+    with torch.no_grad():
+        pruned.weight_orig.mul_(1.5)  # the cached masked weight is now stale: the forward's weight must be used
+        dense.weight.copy_(pruned.weight_orig * pruned.weight_mask)
+    lp, ld = llm.LoRALinear(pruned, 4, 8.0, seed=1), llm.LoRALinear(dense, 4, 8.0, seed=1)
+    randomize_B(lp), randomize_B(ld)
+    x = torch.randn(3, 24)
+    torch.testing.assert_close(lp(x), ld(x), rtol=0, atol=0)
+    torch.testing.assert_close(lp.merge().weight, ld.merge().weight, rtol=0, atol=0)
+    assert not pruned.weight_orig.requires_grad and prune.is_pruned(pruned)
+    torch.testing.assert_close(llm.QuantizedLinear(pruned, 4, 8)(x), llm.QuantizedLinear(dense, 4, 8)(x), rtol=0, atol=0)
