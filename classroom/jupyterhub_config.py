@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -197,10 +198,19 @@ c.Spawner.pre_spawn_hook = copy_course
 # --- The idle culler: a service the hub starts and stops -----------------------------------
 # A learner's server with no activity for COMPRESSKIT_HUB_IDLE_TIMEOUT seconds is stopped (its
 # files stay; the learner logs in again and gets it back), so a forgotten tab does not hold
-# 0.5-1 GiB all afternoon. It may only list learners and stop servers.
+# 0.5-1 GiB all afternoon. It may only list learners and stop servers. It runs through
+# classroom/culler.py, which stops it at once on the hub's SIGINT: `python -m
+# jupyterhub_idle_culler` ignores SIGINT when the hub was started from a background shell, and
+# the hub then waited 30 s for it before stopping anyone's server (tests/classroom/test_shutdown.py).
+# A hub started by a background shell inherits SIGINT *ignored*, and a process spawned with it
+# ignored keeps ignoring it until it installs a handler: a SIGINT that reached the culler while
+# it was still starting was lost. JupyterHub sets its own SIGINT handler once it runs anyway;
+# this sets one before it spawns anything, so services start with the default disposition.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 c.JupyterHub.services = [{
     "name": "idle-culler",
-    "command": [PYTHON, "-m", "jupyterhub_idle_culler", f"--timeout={int(_setting('IDLE_TIMEOUT', '3600'))}",
+    "command": [PYTHON, str(REPO / "classroom" / "culler.py"), f"--timeout={int(_setting('IDLE_TIMEOUT', '3600'))}",
                 "--cull-every=60"],
     # classroom/hub.py finds everything a hub started by this mark (services get no env_keep).
     "environment": {"COMPRESSKIT_HUB_ID": _setting("ID", "")},

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -265,6 +266,53 @@ def run_chapter(learner: Learner, path: str = CHAPTER, *, kernel_id: str | None 
 # --- processes and memory -------------------------------------------------------------------
 
 
+# A busy loop for one process, which ends by itself after the given seconds (argv[1]).
+_BUSY = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
+
+
+class BusyLoad:
+    """Generated load: ``processes`` busy-looping Python processes (default: two per CPU), as a
+    workshop machine is while learners run chapters. Each ends by itself after ``seconds``, and
+    leaving the ``with`` block kills any still running, whatever happened inside it.
+
+        with BusyLoad(seconds=120) as load:   # every core busy, twice over
+            ...                               # start or stop the hub, run a chapter
+    """
+
+    def __init__(self, processes: int | None = None, seconds: float = 120.0) -> None:
+        if processes is not None and processes < 1:
+            raise ValueError(f"`processes` must be at least 1; got {processes}")
+        if not seconds > 0:
+            raise ValueError(f"`seconds` must be positive; got {seconds}")
+        self.count = processes or 2 * (psutil.cpu_count() or 1)
+        self.seconds = seconds
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> BusyLoad:
+        try:
+            for _ in range(self.count):
+                self.processes.append(subprocess.Popen([sys.executable, "-c", _BUSY, str(self.seconds)],
+                                                       stdin=subprocess.DEVNULL))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def running(self) -> int:
+        return sum(process.poll() is None for process in self.processes)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        for process in self.processes:
+            process.wait(10)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+
 HUB_GROUPS = ("hub", "proxy", "idle-culler")
 
 
@@ -429,6 +477,7 @@ class LoadReport:
     load_average: tuple[float, float] = (float("nan"), float("nan"))  # 1-minute, at the start and at the end
     wall_s: float = float("nan")
     leftovers: list[str] = field(default_factory=list)
+    busy: int = 0  # busy processes generated for the whole test (BusyLoad); 0: none
 
     @property
     def started(self) -> int:
@@ -473,14 +522,24 @@ def _learner_session(hub: Hub, name: str, chapter: str, barrier: threading.Barri
 
 
 def run_load_test(folder: Path | str, *, learners: int = 8, chapter: str = CHAPTER, password: str | None = None,
-                  env: dict[str, str] | None = None, interval: float = 0.5) -> LoadReport:
+                  env: dict[str, str] | None = None, interval: float = 0.5, busy: int = 0) -> LoadReport:
     """Start a hub with its state in ``folder``; one learner runs ``chapter`` alone (the
     reference time and the per-learner memory alone), their server is stopped, then
     ``learners`` learners log in together and each runs it in their own kernel. The hub and
     everything it started are stopped at the end, and checked gone. ``env`` goes to the hub (and
-    to learners' servers and kernels where the config's env_keep lets it: OMP_NUM_THREADS, ...)."""
+    to learners' servers and kernels where the config's env_keep lets it: OMP_NUM_THREADS, ...).
+    ``busy`` > 0 runs all of it, the learner alone included, beside that many busy processes
+    (BusyLoad), as on a workshop machine that is doing something else too."""
     if learners < 1:
         raise ValueError(f"`learners` must be at least 1; got {learners}")
+    if busy < 0:
+        raise ValueError(f"`busy` must be 0 (no generated load) or more; got {busy}")
+    if busy:
+        with BusyLoad(busy, seconds=3600) as load:
+            report = run_load_test(folder, learners=learners, chapter=chapter, password=password, env=env,
+                                   interval=interval)
+            report.busy = load.running()  # those still busy at the end: all of them, unless one died
+        return report
     if not (REPO / chapter).is_file():
         raise ValueError(f"`chapter` must be a notebook of the course, relative to the repository; got {chapter!r}")
     password = password or uuid.uuid4().hex
@@ -611,6 +670,7 @@ def format_report(report: LoadReport) -> str:
         f"{_mib(hub.get('proxy', 0))} / {_mib(hub.get('idle-culler', 0))} |",
         f"| whole machine, memory in use: before / peak (MiB, of {_mib(report.machine_total)}; includes other users) | "
         f"{_mib(report.machine_baseline)} / {_mib(report.machine_peak)} |",
+        f"| generated load: busy processes beside the hub for the whole test | {report.busy} |",
         f"| CPUs; load average (1 min) before / after: other work on the machine shows here | "
         f"{report.cpus}; {_s2(report.load_average[0])} / {_s2(report.load_average[1])} |",
         f"| whole load test, hub start to everything stopped (s) | {_s(report.wall_s)} |",
@@ -639,13 +699,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learners", type=int, default=8, help="how many learners at once (default %(default)s)")
     parser.add_argument("--chapter", default=CHAPTER, help="the notebook each runs (default %(default)s)")
     parser.add_argument("--dir", default=None, help="the hub's folder (default: a temporary one, removed after)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="run it all beside this many busy processes (generated load; default none)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the hub and, if its config keeps it, the learners' "
                              "kernels, e.g. --env OMP_NUM_THREADS=1 (repeatable)")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="compresskit-loadtest-") as scratch:
-        report = run_load_test(args.dir or scratch, learners=args.learners, chapter=args.chapter, env=env)
+        report = run_load_test(args.dir or scratch, learners=args.learners, chapter=args.chapter, env=env,
+                               busy=args.busy)
     print(format_report(report))
     return 0 if report.clean == len(report.learners) and report.solo.clean and not report.leftovers else 1
 

@@ -174,7 +174,7 @@ def test_stopping_the_hub_leaves_nothing_running(hub, ada, bob):
     assert any("configurable-http-proxy" in c for c in commands)
     assert any("jupyterhub.singleuser" in c for c in commands)
     assert any("ipykernel_launcher" in c for c in commands)
-    assert any("jupyterhub_idle_culler" in c for c in commands)  # the culler runs as the hub's service
+    assert any("classroom/culler.py" in c for c in commands)  # the culler runs as the hub's service
     assert _processes_under(hub.folder)  # the check below can see them while they run
     # Everything listens on loopback only: hub, proxy, servers, kernels.
     listening = {(c.laddr.ip, c.laddr.port) for p in running for c in p.net_connections("tcp") if c.status == "LISTEN"}

@@ -16,7 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from classroom.loadtest import CHAPTER, MIB, ChapterRun, LearnerResult, LoadReport, format_report, run_load_test
+import time
+
+import psutil
+
+from classroom.loadtest import (CHAPTER, MIB, BusyLoad, ChapterRun, LearnerResult, LoadReport, format_report,
+                                run_load_test)
 
 REPO = Path(__file__).resolve().parents[2]
 LEARNERS = 8
@@ -116,3 +121,32 @@ def test_the_report_names_every_failure():
     assert "| learner02 | yes | 4.0 | 3.0 | 5/16 | NO |" in text
     assert "| slowdown at 3 learners (median / alone) | 2.0x |" in text  # 20 s / 10 s, clean runs only
     assert not math.isnan(report.chapter_seconds()[0])
+
+
+def test_the_report_says_when_it_ran_beside_generated_load():
+    solo = ChapterRun("solo", CHAPTER, seconds=10.0, cells=16, cells_run=16, saved=True)
+    report = LoadReport(CHAPTER, [], LearnerResult("solo", True, 3.0, solo), busy=4)
+    assert "| generated load: busy processes beside the hub for the whole test | 4 |" in format_report(report)
+    report.busy = 0
+    assert "| generated load: busy processes beside the hub for the whole test | 0 |" in format_report(report)
+    with pytest.raises(ValueError, match="`busy` must be 0"):
+        run_load_test("unused", learners=1, busy=-1)
+
+
+def test_generated_load_keeps_the_cores_busy_and_is_stopped():
+    with pytest.raises(ValueError, match="`processes` must be at least 1; got 0"):
+        BusyLoad(processes=0)
+    with pytest.raises(ValueError, match="`seconds` must be positive; got 0"):
+        BusyLoad(seconds=0)
+    with pytest.raises(RuntimeError, match="inside"):
+        with BusyLoad(processes=2, seconds=60) as load:
+            processes = [psutil.Process(p.pid) for p in load.processes]
+            time.sleep(1.0)
+            assert load.running() == 2
+            assert all(p.cpu_times().user > 0.1 for p in processes)  # spinning, not sleeping
+            raise RuntimeError("an error inside the block")
+    assert load.running() == 0  # killed on the way out, error or not
+    assert not psutil.wait_procs(processes, timeout=5)[1]
+    with BusyLoad(processes=1, seconds=0.5) as short:
+        short.processes[0].wait(30)  # ends by itself when its time is up
+        assert short.running() == 0 and short.processes[0].returncode == 0
