@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         hub.stop()
         return 1
     print(f"JupyterHub for the course: {hub.base_url}  (learners' homes in {hub.homes}; log in {hub.log_path})\n"
+          f"Instructor, in another terminal: python -m classroom.instructor --dir {hub.folder} --url {hub.base_url} "
+          "list | stop <learner> | progress\n"
+          f"  (its token, mode 0600: {hub.folder / 'instructor.token'})\n"
           "Ctrl-C stops it and every learner's server; their files stay.", flush=True)
     try:
         while hub.process.poll() is None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -231,6 +232,22 @@ if _setting("API_TOKEN"):
         "scopes": ["admin:users", "admin:servers", "list:users", "read:users"],
         "services": ["classroom-control"],
     })
+
+# --- The instructor's token: python -m classroom.instructor list | stop <learner> | progress ----
+# Written on the first start to instructor.token in this folder (mode 0600; never in the
+# repository: the folder cannot be inside it), kept across restarts. Its role may list learners,
+# read their servers and last activity and stop a server, nothing more: no creating or deleting
+# learners, no starting servers, no tokens, no access to learners' notebooks or kernels.
+INSTRUCTOR_TOKEN = HUB_DIR / "instructor.token"
+if not INSTRUCTOR_TOKEN.exists():
+    with os.fdopen(os.open(INSTRUCTOR_TOKEN, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as _file:
+        _file.write(secrets.token_hex(32) + "\n")
+c.JupyterHub.services.append({"name": "instructor", "api_token": INSTRUCTOR_TOKEN.read_text().strip()})
+c.JupyterHub.load_roles.append({
+    "name": "instructor",
+    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],  # = classroom.instructor.INSTRUCTOR_SCOPES
+    "services": ["instructor"],
+})
 
 # Stopping the hub stops every learner's server (their files stay in homes/).
 c.JupyterHub.cleanup_servers = True
