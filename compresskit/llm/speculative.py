@@ -200,8 +200,9 @@ class SpeculativeStats:
     """Counts from one :func:`speculative_generate` call.
 
     ``generated``: new tokens; ``drafted``: draft tokens proposed; ``accepted``: of those, kept;
-    ``target_calls`` / ``draft_calls``: forward passes of each model (the prompt's prefill
-    included, as plain decoding's n tokens cost n target calls with it).
+    ``target_calls`` / ``draft_calls``: forward passes of each model, counting one prefill call each
+    (the prompt but its last token) when the prompt has more than one token; plain decoding with a
+    cache costs one target call per token, the prompt's included.
     """
 
     generated: int
@@ -255,7 +256,9 @@ def speculative_generate(
 
     Both models keep a KV cache (:mod:`compresskit.llm.kv_cache`); after a rejection each cache is
     cropped back to the tokens kept. Greedy when ``temperature`` is 0: the output is then
-    ``compresskit.text.generate(target, prompt, n)``, token for token. Otherwise both models sample
+    ``compresskit.text.generate(target, prompt, n)``, token for token (the target checks k + 1
+    positions in one cached pass, whose logits equal the uncached ones within float error: only an
+    exact tie between two logits could be broken differently). Otherwise both models sample
     from softmax(logits / temperature) and :func:`speculative_accept` keeps the target's
     distribution, drawing from a private generator seeded by ``seed``. Both models run in eval
     mode without gradients and get their modes back. Returns ``(ids, stats)``.
@@ -318,7 +321,7 @@ def _speculate(target: TinyLM, draft: TinyLM, ids: torch.Tensor, n: int, k: int,
             p = torch.softmax(logits.double() / temperature, dim=-1)  # (kk + 1, V)
             q = torch.stack(q_rows) if q_rows else p.new_zeros(0, p.shape[1])
             kept, token = _speculative_accept(drafts, q, p, generator)
-        ids = torch.cat([ids, drafts[:kept], torch.tensor([token])])
+        ids = torch.cat([ids, drafts[:kept], torch.tensor([token])])  # kept guesses, then the target's token
         drafted, accepted = drafted + kk, accepted + kept
         for cache in caches.values():  # roll back what was not kept: every id but the last stays
             if len(cache) > ids.numel() - 1:
