@@ -37,7 +37,7 @@ STAGE = REPO / "build" / "book-src"
 OUT = REPO / "build" / "book"
 KERNEL = "compresskit"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_STATE = record.WIDGET_STATE
 EXPLORER_NOTE = ("<div class=\"explorer-still\"><p><b>An interactive explorer stands here.</b> Its controls need "
                  "a live Python kernel, which a static page does not have: open this chapter with "
                  "<code>make lab</code> and run it to move them. Below is a still of its default state, "

@@ -72,6 +72,41 @@ def pytest_collection_modifyitems(session, config, items):
         items[:] = [item for item in items if not item.nodeid.startswith(BOOK_TESTS)] + book
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def widget_message(state: dict, msg: dict) -> None:
+    """Follow the widget models a kernel opens and updates (the comm messages nbval passes over),
+    as a front end would: ``state[comm_id]`` is the model in nbformat's widget-state form."""
+    kind, content = msg.get("msg_type"), msg.get("content", {})
+    if kind == "comm_open" and content.get("target_name") == "jupyter.widget":
+        values = dict(content.get("data", {}).get("state", {}))
+        state[content["comm_id"]] = {"model_name": values.get("_model_name", ""),
+                                     "model_module": values.get("_model_module", ""),
+                                     "model_module_version": values.get("_model_module_version", ""),
+                                     "state": values}
+    elif kind == "comm_msg" and content.get("comm_id") in state:
+        data = content.get("data", {})
+        if data.get("method") in ("update", "echo_update"):
+            state[content["comm_id"]]["state"].update(data.get("state", {}))
+
+
+def pytest_runtest_setup(item):
+    """Before nbval's first cell of a notebook: listen to the kernel's widget messages too."""
+    nbfile = item.parent
+    if type(item).__name__ != "IPyNbCell" or getattr(nbfile, "_book_widgets", None) is not None:
+        return
+    nbfile._book_widgets = {}
+    original = nbfile.get_kernel_message
+
+    def get_kernel_message(*args, **kwargs):
+        msg = original(*args, **kwargs)
+        widget_message(nbfile._book_widgets, msg)
+        return msg
+
+    nbfile.get_kernel_message = get_kernel_message
+
+
 def pytest_runtest_makereport(item, call):
     """After nbval runs a cell, put the outputs it received into that cell of the notebook."""
     if call.when != "call" or type(item).__name__ != "IPyNbCell":
@@ -96,6 +131,9 @@ def pytest_runtest_teardown(item, nextitem):
     ran = getattr(item.parent, "_book_count", 0)
     if not _is_course_notebook(source) or ran != sum(c.cell_type == "code" for c in item.parent.nb.cells):
         return  # not a course notebook, or only some of its cells ran (pytest -k): no copy
+    widgets = getattr(item.parent, "_book_widgets", None)
+    if widgets:
+        item.parent.nb.metadata["widgets"] = {WIDGET_STATE: {"state": widgets, "version_major": 2, "version_minor": 0}}
     try:
         write_executed(source, item.parent.nb, runner="nbval (make test)")
     except Exception as error:  # the site is a by-product: never fail a notebook's test for it
