@@ -1,8 +1,9 @@
 """An instructor's slide deck per chapter, from its executed notebook: one self-contained HTML file.
 
-A slide per figure: the section it belongs to, the claim it supports (the first paragraph of
-the text cell before it) and the lines the cell printed last (where the verdicts and measured
-numbers are). The title slide lists the chapter's learning objectives. Images are embedded as
+A slide per correction of the article (the "The article says / In fact" box, and what the cell
+after it printed to settle it) and a slide per figure: the section it belongs to, the claim it
+supports (the first paragraph of the text cell before it) and the lines the cell printed last
+(where the verdicts and measured numbers are). The title slide lists the chapter's learning objectives. Images are embedded as
 data URIs and the few lines of script are inline, so a deck opens from a USB stick with no
 network. Arrow keys, space or a click move; ``f`` goes full screen.
 
@@ -59,9 +60,37 @@ def _printed_tail(cell, lines: int = 6) -> str:
     return "\n".join(kept[-lines:])
 
 
+def _corrections(markdown: str) -> list[str]:
+    """The "The article says ... / In fact ..." boxes (block quotes) in a text cell."""
+    boxes, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.lstrip().startswith(">"):
+            current.append(line)
+        elif current:
+            boxes.append("\n".join(current))
+            current = []
+    return [box for box in boxes if "**In fact**" in box]
+
+
+def _page_links(rendered: str) -> str:
+    """A chapter's links to notebooks (chapters/X.ipynb, ../solutions/X.ipynb), as the site's pages."""
+    def to_page(match: re.Match) -> str:
+        target = match[1] if "/" in match[1] else f"../chapters/{match[1]}"
+        return f'href="{target}.html{match[2] or ""}"'
+    return re.sub(r'href="((?:\.\./(?:chapters|solutions)/)?[\w.-]+)\.ipynb(#[^"]*)?"', to_page, rendered)
+
+
+def _slide(heading: str, claim_md: str, images: list[str], printed: str) -> str:
+    figs = "".join(f'<img alt="figure" src="data:image/png;base64,{str(png).strip()}">' for png in images)
+    return (f"<section><h2>{html.escape(heading)}</h2><div class=\"claim\">{_page_links(_MD.render(claim_md))}</div>"
+            + (f"<div class=\"fig\">{figs}</div>" if figs else "")
+            + (f"<pre>{html.escape(printed)}</pre>" if printed else "") + "</section>")
+
+
 def slides(nb) -> list[str]:
-    """The deck's sections: a title slide, then one per code cell that drew a figure."""
-    title, objectives, section, claim = "", "", "", ""
+    """The deck's sections: a title slide with the learning objectives; a slide per correction of the
+    article (the box and what the next cell printed to settle it); a slide per figure."""
+    title, objectives, section, claim, corrections = "", "", "", "", []
     out = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -71,19 +100,21 @@ def slides(nb) -> list[str]:
             elif heading:
                 section = heading[2].strip()
             if "learning objectives" in cell.source.lower() or "you will learn" in cell.source.lower():
-                objectives = cell.source
+                objectives = re.sub(r"^#\s.*$", "", cell.source, flags=re.M)  # the title is the slide's own
             paragraph = _first_paragraph(re.sub(r"^\s*#.*$", "", cell.source, flags=re.M))
             if paragraph:
                 claim = paragraph
+            corrections += _corrections(cell.source)
+            continue
+        if cell.cell_type != "code":
             continue
         images = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-        if not images:
-            continue
-        figs = "".join(f'<img alt="figure" src="data:image/png;base64,{str(png).strip()}">' for png in images)
-        printed = _printed_tail(cell)
-        out.append(f"<section><h2>{html.escape(section or title)}</h2><div class=\"claim\">{_MD.render(claim)}</div>"
-                   f"<div class=\"fig\">{figs}</div>" + (f"<pre>{html.escape(printed)}</pre>" if printed else "") + "</section>")
-    first = f"<section><h1>{html.escape(title)}</h1><div class=\"claim\">{_MD.render(objectives)}</div></section>"
+        if corrections:  # the cell after a correction measures it
+            out.append(_slide(section or title, "\n\n".join(corrections), images, _printed_tail(cell)))
+            corrections = []
+        elif images:
+            out.append(_slide(section or title, claim, images, _printed_tail(cell)))
+    first = f"<section><h1>{html.escape(title)}</h1><div class=\"claim\">{_page_links(_MD.render(objectives))}</div></section>"
     return [first] + out
 
 

@@ -277,9 +277,12 @@ def test_each_chapter_has_a_self_contained_deck_of_its_figures(site, path):
     text = deck.read_text(encoding="utf-8")
     tags = parse(deck).tags
     assert all(a.get("src", "data:").startswith("data:") for _, a in tags), "a deck loads a file or host"
-    figures = sum(1 for c in nbformat.read(record.executed_path(path), as_version=4).cells
-                  if c.cell_type == "code" and any("image/png" in o.get("data", {}) for o in c.outputs))
-    assert text.count("<section>") == 1 + figures
+    nb = nbformat.read(record.executed_path(path), as_version=4)
+    figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert text.count('<img alt="figure"') == figures, f"{path.stem}: the deck lacks some of the chapter's figures"
+    corrections = sum(c.source.count("**In fact**") for c in nb.cells if c.cell_type == "markdown")
+    assert text.count("<strong>In fact</strong>") == corrections, f"{path.stem}: the deck lacks a correction of the article"
+    assert text.count("<section>") >= 1 + (figures > 0) + (corrections > 0)
 
 
 # --- in a browser ------------------------------------------------------------------------------
