@@ -7,9 +7,10 @@ to JupyterHub's 30 s interrupt timeout, +-10 % jitter) and only then the learner
 started by a background shell (`make hub &`, a CI step, a harness with `&`) inherits SIGINT
 ignored, and so did the idle culler: shutdown spent 27-33 s waiting for it, and a caller with a
 30 s grace killed 8 servers and 8 kernels. classroom/jupyterhub_config.py now restores SIGINT
-before spawning services and classroom/culler.py handles it in the culler's event loop, so half
-the cycles below start the hub with SIGINT ignored, exactly as such a shell would, and one stops
-it right after start, while the culler is still starting.
+before spawning services and classroom/culler.py handles it in the culler's event loop. Half
+the cycles below start the hub with SIGINT ignored, exactly as such a shell would, and one of
+those stops it right after start, while the culler is still starting (with culler.py alone and
+no reset in the config, that SIGINT was lost: 29.7 s, twice).
 
 Each cycle: SIGTERM to the hub, then every process it started (found by the hub's mark in their
 environment, and checked again by the process objects seen before the stop) must be gone within
