@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from classroom.hub import Hub, Learner
@@ -159,8 +160,12 @@ def two_os_users():
         for folder, mode in opened:
             os.chmod(folder, mode)
         for name in created:
-            home = pwd.getpwnam(name).pw_dir
-            subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True, timeout=30)
+            user = pwd.getpwnam(name)
+            home = user.pw_dir
+            theirs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == user.pw_uid]
+            for process in theirs:  # anything of theirs the hub's stop missed
+                process.kill()
+            psutil.wait_procs(theirs, timeout=10)
             subprocess.run(["userdel", "--remove", name], capture_output=True, timeout=60)
             shutil.rmtree(home, ignore_errors=True)
         for name in created:
