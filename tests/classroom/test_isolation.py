@@ -8,8 +8,10 @@ cell, and tries to read and write learner B's home, the hub's database and its c
 - The default shared-user set-up (classroom/jupyterhub_config.py): every try SUCCEEDS, which is
   what README says this set-up does not protect; the test keeps that statement true.
 
-The system-users test needs root (it creates two throwaway OS users, with a unique prefix, and
-removes them with their homes afterwards): it is skipped, saying so, when not run as root.
+The system-users tests need root (they create throwaway OS users, with a unique prefix, and
+remove them with their homes afterwards): they are skipped, saying so, when not run as root.
+Where the course's Python sits where other users cannot reach it (pyenv under /root, mode 700),
+one more test checks that the config refuses the spawn with a message naming the folder.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -207,3 +210,55 @@ def test_one_os_user_per_learner_keeps_learners_apart_on_disk(two_os_users):
     assert (a_home / NOTEBOOK).is_file()
     not_a = [str(p) for p in [a_home, *a_home.rglob("*")] if p.lstat().st_uid != a_user.pw_uid]
     assert not_a == []
+
+
+@pytest.fixture
+def os_user_without_access():
+    """One throwaway OS user, with the directories in the way of the course's Python left as
+    they are; skipped where nothing is in the way (then the learner's server simply starts)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to create a throwaway OS user")
+    blocked = _blocked_dirs([Path(sys.executable), REPO / "pyproject.toml"])
+    if not blocked:
+        pytest.skip("other users can reach the course's Python here: there is nothing for the config to refuse")
+    name = f"ck{secrets.token_hex(3)}c"
+    try:
+        _run("useradd", "--create-home", "--shell", "/bin/bash", name)
+        yield pwd.getpwnam(name), blocked[0]
+    finally:
+        try:
+            home = pwd.getpwnam(name).pw_dir
+        except KeyError:
+            home = None
+        subprocess.run(["userdel", "--remove", name], capture_output=True, timeout=60)
+        if home:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_learner_who_cannot_reach_the_course_python_gets_a_message_naming_the_folder(os_user_without_access):
+    """A .venv made from a Python under /root (mode 700) cannot start a learner's server: the
+    config refuses the spawn and the hub's log names the folder in the way and what to do."""
+    user, folder_in_the_way = os_user_without_access
+    folder = Path(tempfile.mkdtemp(prefix="compresskit-hub-"))
+    token = secrets.token_hex(12)
+    (folder / "tokens").write_text(f"{user.pw_name} {token}\n")
+    hub = Hub(folder, tokens_file=folder / "tokens", config=SYSTEM_USERS_CONFIG)
+    try:
+        hub.start()
+        learner = Learner(hub, user.pw_name, password=token)
+        learner.login()
+        learner.session.get(learner.url(f"/hub/spawn/{user.pw_name}"), allow_redirects=False, timeout=60)
+        deadline = time.monotonic() + 60
+        while "cannot reach" not in hub.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, hub.log_tail()
+            time.sleep(0.5)
+        log = hub.log_path.read_text(errors="replace")
+        mode = f"{stat.S_IMODE(folder_in_the_way.stat().st_mode):o}"
+        assert f"({folder_in_the_way} is mode {mode})" in log and "where learners can read them" in log
+        while learner.server_status():  # the failed spawn is cleared; nothing runs as the learner
+            assert time.monotonic() < deadline, learner.server_status()
+            time.sleep(0.5)
+        assert not [p for p in hub.processes() if p.uids().real == user.pw_uid]
+    finally:
+        hub.stop()
+        shutil.rmtree(folder, ignore_errors=True)
