@@ -226,7 +226,7 @@ def run() -> str:
         "",
         _verdict(times),
         "",
-        "### The chapter's calls, timed (one thread)",
+        "### Low rank and LoRA: the chapter's calls, timed (one thread)",
         "",
         calls,
     ])
