@@ -70,6 +70,15 @@ PLANS: dict[str, tuple[int, list[tuple[str, int | None, str | tuple[str, ...], i
         ("Chapter 8, Training-time compression and the ledger: the capstone", 8, ("check_fake_quantize_ste", "check_huffman_lengths"), 0),
         ("Wrap-up: `show()`; chapters 5 and 7 are homework", None, (), 10),
     ]),
+    "3-hour workshop: a language model, compressed and served (chapters 9-10)": (180, [
+        ("Log in, open chapter 9, Run All while you introduce the model and its text", None, (), 10),
+        ("Chapter 9, weights: group-wise int4 in real bytes, GPTQ, AWQ, the outlier mechanism", 9,
+         ("check_quantize_group", "check_pack_int4", "check_gptq_column_step"), 0),
+        ("Break", None, (), 10),
+        ("Chapter 10, generation: KV cache, Wanda, LoRA, speculative decoding, judged on this CPU", 10,
+         ("check_kv_cache_bytes", "check_wanda_mask", "check_lora_forward", "check_accept_draft"), 0),
+        ("Wrap-up: `show()`; the rest of the exercises are homework", None, (), 10),
+    ]),
 }
 
 SELECT = "reject or mistake or wrong"
