@@ -37,7 +37,7 @@ from compresskit.course import progress
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "teaching.md"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-README = REPO / "README.md"
+README = REPO / "docs" / "classroom.md"  # README's classroom section, memory table included, moved here (issue 24)
 
 # Assumptions behind the minutes, stated in the guide next to the table (change them here).
 WORDS_PER_MINUTE = 150  # technical prose with code and equations, read with care
