@@ -5,6 +5,11 @@ search index that works from the files alone, and, with the settings below, load
 the network when a page is opened: math is rendered to MathML at build time (book/mathml.py,
 no MathJax from a CDN), and myst-nb's widget JavaScript (require.js and the widget manager from
 a CDN) is switched off, since an explorer needs a live kernel anyway.
+
+Why this tool: everything comes from PyPI through requirements.txt (no Node), it renders executed
+notebooks without running them, and its search index works from file://. Jupyter Book 2 (mystmd)
+needs Node and fetches its theme at build time, so it does not build offline from a fresh clone;
+mkdocs-jupyter's notebook template loads require.js and MathJax from CDNs by default.
 """
 
 import sys
