@@ -18,7 +18,7 @@ learner's login opens only their own server: another learner's /user/<name>/ ans
 NOT on disk: code that a learner runs in a kernel or terminal can read and change every other
 learner's home, this folder's database and cookie secret, and the repository. That is fine for a
 workshop among colleagues on a machine that holds nothing else; for a class where it matters, use
-classroom/jupyterhub_config_system_users.py (one OS user per learner) or containers (README,
+classroom/jupyterhub_config_system_users.py (one OS user per learner) or containers (docs/classroom.md,
 "Run it in a classroom").
 """
 

@@ -20,7 +20,7 @@ and puts the repository, with its .venv, where learners can read but not write i
 /opt/compresskit, owned by root, mode 755): their kernels run its Python and read datasets/ there.
 
 Learners still share the machine's CPU and memory: LocalProcessSpawner enforces no limits (see
-README for per-learner memory); containers (DockerSpawner, or Zero to JupyterHub on Kubernetes)
+docs/classroom.md for per-learner memory); containers (DockerSpawner, or Zero to JupyterHub on Kubernetes)
 add those limits and a separate filesystem per learner.
 """
 

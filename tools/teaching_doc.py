@@ -3,7 +3,7 @@
 Three sections of docs/teaching.md are written by this script, each between two markers:
 
 * **cost**: per chapter, the wall time of Run All and the kernel's peak memory (from
-  ``benchmarks/RESULTS.md``, written by ``make bench``; the browser tests' peak from README's
+  ``benchmarks/RESULTS.md``, written by ``make bench``; the browser tests' peak from docs/classroom.md's
   table), the words of prose and the number of exercises (counted in ``chapters/``), and the
   minutes a workshop should budget for it (see :func:`minutes`).
 * **plans**: the 3-hour and the 1-day workshop of :data:`PLANS`, block by block, with those minutes.
@@ -37,7 +37,7 @@ from compresskit.course import progress
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "teaching.md"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-README = REPO / "docs" / "classroom.md"  # README's classroom section, memory table included, moved here (issue 24)
+CLASSROOM = REPO / "docs" / "classroom.md"  # the classroom guide, with the per-learner memory table
 
 # Assumptions behind the minutes, stated in the guide next to the table (change them here).
 WORDS_PER_MINUTE = 150  # technical prose with code and equations, read with care
@@ -104,7 +104,7 @@ class Chapter:
     name: str  # file stem, e.g. 02_pruning
     run_all_s: float | None  # make bench, fresh kernel, kernel start included
     peak_mib: int | None  # make bench: the kernel's maximum resident set size
-    browser_peak: str  # README's range from the browser tests, e.g. "619-629"
+    browser_peak: str  # docs/classroom.md's range from the browser tests, e.g. "619-629"
     words: int  # of the markdown cells, to the nearest hundred (a small edit does not change the guide)
     exercises: tuple[str, ...]  # check_* names the chapter calls
 
@@ -132,22 +132,22 @@ def bench_rows() -> dict[str, tuple[float, int]]:
 
 
 def browser_peaks() -> dict[str, tuple[int, int]]:
-    """README's kernel-memory table: ``{chapter stem: (low MiB, high MiB)}``."""
-    rows = re.findall(r"^\| (\d\d_\w+) \| (\d+)-(\d+) MiB \|", README.read_text(encoding="utf-8"), flags=re.M)
+    """docs/classroom.md's kernel-memory table: ``{chapter stem: (low MiB, high MiB)}``."""
+    rows = re.findall(r"^\| (\d\d_\w+) \| (\d+)-(\d+) MiB \|", CLASSROOM.read_text(encoding="utf-8"), flags=re.M)
     return {name: (int(low), int(high)) for name, low, high in rows}
 
 
 def server_mib() -> int:
-    """README's figure for one learner's JupyterLab server, in MiB."""
-    found = re.search(r"JupyterLab\s+server\s+takes\s+about\s+(\d+)\s+MiB", README.read_text(encoding="utf-8"))
+    """docs/classroom.md's figure for one learner's JupyterLab server, in MiB."""
+    found = re.search(r"JupyterLab\s+server\s+takes\s+about\s+(\d+)\s+MiB", CLASSROOM.read_text(encoding="utf-8"))
     if not found:
-        raise ValueError("README no longer says 'the JupyterLab server takes about N MiB'")
+        raise ValueError("docs/classroom.md no longer says 'the JupyterLab server takes about N MiB'")
     return int(found[1])
 
 
 def memory_text() -> str:
     """One learner's memory: the server plus one or two chapter kernels. A chapter's kernel peak is the
-    larger of README's browser figure and RESULTS.md's `make bench` figure (a chapter the browser
+    larger of docs/classroom.md's browser figure and RESULTS.md's `make bench` figure (a chapter the browser
     tests have not measured yet has only the latter)."""
     peaks = {name: high for name, (_, high) in browser_peaks().items()}
     for path, (_, mib) in bench_rows().items():
@@ -157,7 +157,7 @@ def memory_text() -> str:
     worst = max(peaks, key=peaks.get)
     server, kernel = server_mib(), peaks[worst]
     low = min(peaks.values())
-    return (f"Memory per learner (README, \"Per-learner cost, measured\", and `make bench`): the JupyterLab server takes about "
+    return (f"Memory per learner ([classroom.md](classroom.md), \"Per-learner cost, measured\", and `make bench`): the JupyterLab server takes about "
             f"{server} MiB and a chapter's kernel peaks at {low}-{kernel} MiB, highest in {worst}. One learner with "
             f"one chapter open needs about {server} + {kernel} = {server + kernel} MiB; with a finished chapter's "
             f"kernel still running, about {server + 2 * kernel} MiB.")

@@ -6,7 +6,7 @@ cell, and tries to read and write learner B's home, the hub's database and its c
 - One OS user per learner (classroom/jupyterhub_config_system_users.py): every try is refused by
   the operating system, A's kernel runs as A, and everything in A's home is A's.
 - The default shared-user set-up (classroom/jupyterhub_config.py): every try SUCCEEDS, which is
-  what README says this set-up does not protect; the test keeps that statement true.
+  what docs/classroom.md says this set-up does not protect; the test keeps that statement true.
 
 The system-users tests need root (they create throwaway OS users, with a unique prefix, and
 remove them with their homes afterwards): they are skipped, saying so, when not run as root.
@@ -101,7 +101,7 @@ def run_probe(a: Learner, b_home: Path, hub: Hub) -> dict:
 
 
 def test_shared_user_setup_does_not_keep_learners_apart_on_disk(tmp_path):
-    """README: the shared set-up keeps learners apart in the browser but NOT on disk."""
+    """docs/classroom.md: the shared set-up keeps learners apart in the browser but NOT on disk."""
     hub = Hub(tmp_path / "shared", password="isolation-workshop-2026")
     try:
         hub.start()
