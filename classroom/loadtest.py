@@ -392,14 +392,17 @@ class MemorySampler:
             try:
                 rss = process.memory_info().rss
                 times = process.cpu_times()
-                if process.pid not in self.seen:
-                    self.seen[process.pid] = (process.create_time(), " ".join(process.cmdline())[:160])
+                # The command now, not when first seen: a kernel sampled between the server's fork
+                # and its exec still shows the server's command line, and was counted as server.
+                command = " ".join(process.cmdline())[:160]
+                if self.seen.get(process.pid, (None, None))[1] != command:
+                    self.seen[process.pid] = (process.create_time(), command)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             if group is not None:
                 self._cpu[process.pid] = (group, times.user + times.system)
                 sums[group] = sums.get(group, 0) + rss
-                part = (group, "kernel" if "ipykernel" in self.seen[process.pid][1] else "server")
+                part = (group, "kernel" if "ipykernel" in command else "server")
                 parts[part] = parts.get(part, 0) + rss
         for part, total in parts.items():
             self.peak_part[part] = max(self.peak_part.get(part, 0), total)
