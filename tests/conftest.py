@@ -65,3 +65,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def sync_playwright_session():
+    """One Playwright (sync API) for the whole session, shared by every test that drives Chromium
+    (tests/ui and tests/test_book.py). Playwright's sync API refuses a second instance while one is
+    open in the same thread ("using Playwright Sync API inside the asyncio loop"), so a
+    session-scoped browser in one folder and a module-scoped one elsewhere cannot each start their
+    own. Request it only after checking that the package and a browser are there."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright

@@ -295,11 +295,11 @@ def _lab_module():
 
 
 @pytest.fixture(scope="module")
-def browser_page(site):
+def browser_page(site, request):
     lab = _lab_module()
     chromium = lab.find_chromium()
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         chromium = None
     if chromium is None:
@@ -307,23 +307,23 @@ def browser_page(site):
             pytest.fail("CI=true and no Chromium (or Playwright): .ci/run must install it", pytrace=False)
         pytest.skip("no Chromium on PATH (sudo apt-get install chromium) or no playwright package")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=lab.CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        requests: list[str] = []
+    playwright = request.getfixturevalue("sync_playwright_session")  # shared with tests/ui (tests/conftest.py)
+    browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=lab.CHROMIUM_ARGS)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
 
-        def refuse_the_network(route):
-            if route.request.url.startswith(("file:", "data:", "about:")):
-                route.continue_()
-            else:
-                requests.append(route.request.url)
-                route.abort()
+    def refuse_the_network(route):
+        if route.request.url.startswith(("file:", "data:", "about:")):
+            route.continue_()
+        else:
+            requests.append(route.request.url)
+            route.abort()
 
-        context.route("**/*", refuse_the_network)
-        try:
-            yield context.new_page(), requests
-        finally:
-            browser.close()
+    context.route("**/*", refuse_the_network)
+    try:
+        yield context.new_page(), requests
+    finally:
+        browser.close()
 
 
 def _open(browser_page, path: Path):
