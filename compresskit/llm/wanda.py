@@ -40,8 +40,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from compresskit._validation import check_choice, check_int, check_module, check_real, check_tensor, check_type
-from compresskit.llm.model import calibration_inputs
+from compresskit._validation import check_choice, check_int, check_module, check_real, check_tensor
+from compresskit.llm.model import _batches, calibration_inputs
 from compresskit.models import copy_model
 
 __all__ = ["input_norms", "prune_lm", "sparsity_mask", "wanda_mask", "wanda_scores"]
@@ -127,17 +127,6 @@ def _block_linears(model: nn.Module) -> list[list[str]]:
     return []
 
 
-def _check_batches(calibration: object) -> list[torch.Tensor]:
-    if isinstance(calibration, torch.Tensor) or not isinstance(calibration, Iterable):
-        raise TypeError(f"`calibration` must be a sequence of input batches (tensors); got {type(calibration).__name__}")
-    batches = list(calibration)
-    if not batches:
-        raise ValueError("`calibration` must hold at least one batch; got none")
-    for i, b in enumerate(batches):
-        check_type(f"calibration[{i}]", b, torch.Tensor)
-    return batches
-
-
 def prune_lm(model: nn.Module, method: str, sparsity: float | None = None, *, n_m: Sequence[int] | None = None,
              calibration: Iterable[torch.Tensor] | None = None, comparison: str | None = None) -> nn.Module:
     """A pruned copy of ``model``: every Linear inside its blocks masked by ``method`` ("wanda", "magnitude").
@@ -164,7 +153,7 @@ def prune_lm(model: nn.Module, method: str, sparsity: float | None = None, *, n_
     if method == "wanda":
         if calibration is None:
             raise ValueError("`calibration` must be given (batches of model inputs) for method 'wanda'; got None")
-        calibration = _check_batches(calibration)
+        calibration = _batches(calibration)  # chapter 9's check: a non-empty sequence of tensors
     new = copy_model(model)
     modules = dict(new.named_modules())
     for stage in stages:  # block by block: inputs through the blocks pruned before, as the reference code does
